@@ -92,6 +92,9 @@ type Switch interface {
 	// Hangup ends a call with a Q.850 cause name. Returns ENOTFOUND if the
 	// switch has no such channel.
 	Hangup(ctx context.Context, id CallID, cause string) error
+	// Track registers a call the switch already has (one originated before a
+	// restart) so its events are delivered to the EventSink again.
+	Track(id CallID)
 	// Channels lists the switch's live channels. Returns EUNAVAILABLE when the
 	// switch is not connected.
 	Channels(ctx context.Context) ([]Channel, error)

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/switchsim"
+)
+
+// runBench measures the whole stack: HTTP API → durable attempt in
+// PostgreSQL → claim → ESL originate → switchsim → events → CDR in
+// PostgreSQL. It prints calls accepted per second and originations per second.
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	calls := fs.Int("calls", 5000, "calls to place")
+	workers := fs.Int("concurrency", 32, "concurrent API clients")
+	dsn := fs.String("database-url", getenv("CALLGATE_DATABASE_URL"), "PostgreSQL URL (CALLGATE_DATABASE_URL)")
+	number := fs.String("number", "+15550009999", "number to dial; switchsim answers it, holds 1 s (scaled) and hangs up")
+	scale := fs.Float64("time-scale", 0.01, "switchsim time scale")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *calls < 1 || *workers < 1 {
+		return errors.New("bench: --calls and --concurrency must be positive")
+	}
+	if *dsn == "" {
+		*dsn = DefaultConfig().DatabaseURL
+	}
+	const password = "bench-secret"
+	sim := switchsim.New(switchsim.Config{Password: password, MaxSessions: 1 << 20, TimeScale: *scale})
+	if err := sim.Listen("127.0.0.1:0"); err != nil {
+		return err
+	}
+	defer sim.Close()
+
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DatabaseURL = *dsn
+	cfg.LogLevel = "error"
+	cfg.Dialer.ClaimBatch = 256
+	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
+		DialTemplate: "loopback/{number}/callgate-test"}}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := waitConnected(ctx, m); err != nil {
+		return err
+	}
+
+	base := sim.Originated()
+	url := "http://" + m.Addr() + "/v1/calls"
+	body := []byte(fmt.Sprintf(`{"to":%q,"from":"+15550000001","timeout_seconds":30}`, *number))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers}}
+	var next, failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range *workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(*calls) {
+				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	accepted := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		return fmt.Errorf("bench: %d of %d requests failed", f, *calls)
+	}
+	// Wait until switchsim has received every originate.
+	for sim.Originated()-base < *calls {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	originated := time.Since(start)
+	fmt.Fprintf(stdout, "calls:          %d (concurrency %d, switchsim time scale %g)\n", *calls, *workers, *scale)
+	fmt.Fprintf(stdout, "accepted:       %.0f calls/s (POST /v1/calls → 202, attempt durable in PostgreSQL)\n", float64(*calls)/accepted.Seconds())
+	fmt.Fprintf(stdout, "originated:     %.0f calls/s (first POST → last originate received by the switch)\n", float64(*calls)/originated.Seconds())
+	return nil
+}
+
+func waitConnected(ctx context.Context, m *Main) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, st := range m.Service().Switches(ctx) {
+			if st.Connected {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return controller.Errorf(controller.EUNAVAILABLE, "switch did not connect within 10s")
+}

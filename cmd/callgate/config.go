@@ -1,0 +1,255 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `callgate serve` can be told. Values come from, in
+// rising precedence: the defaults below, the YAML file named by --config
+// (CALLGATE_CONFIG), CALLGATE_* environment variables, and flags.
+type Config struct {
+	// Listen is the HTTP API address. Env CALLGATE_LISTEN, flag --listen.
+	Listen string `yaml:"listen"`
+	// DatabaseURL is the PostgreSQL connection string. Env
+	// CALLGATE_DATABASE_URL, flag --database-url.
+	DatabaseURL string `yaml:"database_url"`
+	// InstanceID names this controller in switch leases and attempt claims;
+	// unique per running process. Env CALLGATE_INSTANCE_ID. Default
+	// hostname-pid.
+	InstanceID string `yaml:"instance_id"`
+	// LogLevel is debug, info, warn or error. Env CALLGATE_LOG_LEVEL.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json. Env CALLGATE_LOG_FORMAT.
+	LogFormat string `yaml:"log_format"`
+	// Migrate runs database migrations at start. Env CALLGATE_MIGRATE.
+	Migrate bool `yaml:"migrate"`
+	// Switches are the media servers to drive. CALLGATE_ESL (host:port) and
+	// CALLGATE_ESL_PASSWORD (or --esl, --esl-password) add or replace one
+	// FreeSWITCH named by CALLGATE_ESL_NAME (default fs1).
+	Switches []SwitchConfig `yaml:"switches"`
+	// Dialer tunes origination.
+	Dialer DialerConfig `yaml:"dialer"`
+}
+
+// SwitchConfig describes one media server.
+type SwitchConfig struct {
+	// Name identifies the switch in the API and in leases.
+	Name string `yaml:"name"`
+	// Kind is "freeswitch" (ESL). Asterisk (ARI) arrives later.
+	Kind string `yaml:"kind"`
+	// Address is the ESL host:port; keep it on loopback or a private link.
+	Address string `yaml:"address"`
+	// Password is the ESL password; it must not be FreeSWITCH's default.
+	Password string `yaml:"password"`
+	// DialTemplate builds the endpoint from {number} and {trunk}:
+	// production sofia/gateway/{trunk}/{number}; real-switch tests
+	// loopback/{number}/callgate-test.
+	DialTemplate string `yaml:"dial_template"`
+	// Trunk fills {trunk} in DialTemplate.
+	Trunk string `yaml:"trunk"`
+	// MaxSessions caps callgate's concurrent calls on this switch (0: none).
+	MaxSessions int `yaml:"max_sessions"`
+	// MaxCPS caps originations per second on this switch (0: none).
+	MaxCPS int `yaml:"max_cps"`
+}
+
+// DialerConfig tunes the origination loop.
+type DialerConfig struct {
+	// ClaimBatch is how many due attempts one claim takes. Env CALLGATE_CLAIM_BATCH.
+	ClaimBatch int `yaml:"claim_batch"`
+	// DefaultTimeout is the ring timeout when a request names none.
+	DefaultTimeout time.Duration `yaml:"default_timeout"`
+	// LeaseTTL is how long a switch lease lasts without renewal.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// HeartbeatInterval is how often each ESL link is probed.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+}
+
+// defaultESLPassword is FreeSWITCH's well-known default, refused.
+const defaultESLPassword = "ClueCon"
+
+// DefaultConfig returns the built-in defaults.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Listen:      "127.0.0.1:8080",
+		DatabaseURL: "postgres://callgate@127.0.0.1:55432/callgate?sslmode=disable",
+		InstanceID:  fmt.Sprintf("%s-%d", host, os.Getpid()),
+		LogLevel:    "info",
+		LogFormat:   "text",
+		Migrate:     true,
+		Dialer: DialerConfig{
+			ClaimBatch:        64,
+			DefaultTimeout:    30 * time.Second,
+			LeaseTTL:          15 * time.Second,
+			HeartbeatInterval: 5 * time.Second,
+		},
+	}
+}
+
+// LoadConfig builds the configuration from args (flags), env and the YAML file.
+func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fs.String("config", getenv("CALLGATE_CONFIG"), "YAML configuration file (CALLGATE_CONFIG)")
+	listen := fs.String("listen", "", "HTTP API address (CALLGATE_LISTEN)")
+	dsn := fs.String("database-url", "", "PostgreSQL URL (CALLGATE_DATABASE_URL)")
+	esl := fs.String("esl", "", "FreeSWITCH ESL host:port (CALLGATE_ESL)")
+	eslPassword := fs.String("esl-password", "", "FreeSWITCH ESL password (CALLGATE_ESL_PASSWORD)")
+	logLevel := fs.String("log-level", "", "debug|info|warn|error (CALLGATE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if *configPath != "" {
+		b, err := os.ReadFile(*configPath)
+		if err != nil {
+			return cfg, fmt.Errorf("config: reading %s: %w", *configPath, err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config: %s: %w", *configPath, err)
+		}
+	}
+	str := func(dst *string, env, flagVal string) {
+		if v := getenv(env); v != "" {
+			*dst = v
+		}
+		if flagVal != "" {
+			*dst = flagVal
+		}
+	}
+	str(&cfg.Listen, "CALLGATE_LISTEN", *listen)
+	str(&cfg.DatabaseURL, "CALLGATE_DATABASE_URL", *dsn)
+	str(&cfg.InstanceID, "CALLGATE_INSTANCE_ID", "")
+	str(&cfg.LogLevel, "CALLGATE_LOG_LEVEL", *logLevel)
+	str(&cfg.LogFormat, "CALLGATE_LOG_FORMAT", "")
+	if v := getenv("CALLGATE_MIGRATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: migrate (CALLGATE_MIGRATE): %q is not a boolean", v)
+		}
+		cfg.Migrate = b
+	}
+	if v := getenv("CALLGATE_CLAIM_BATCH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: dialer.claim_batch (CALLGATE_CLAIM_BATCH): %q is not a number", v)
+		}
+		cfg.Dialer.ClaimBatch = n
+	}
+	addr, pw := getenv("CALLGATE_ESL"), getenv("CALLGATE_ESL_PASSWORD")
+	if *esl != "" {
+		addr = *esl
+	}
+	if *eslPassword != "" {
+		pw = *eslPassword
+	}
+	if addr != "" {
+		name := getenv("CALLGATE_ESL_NAME")
+		if name == "" {
+			name = "fs1"
+		}
+		sc := SwitchConfig{Name: name, Kind: "freeswitch", Address: addr, Password: pw,
+			DialTemplate: getenv("CALLGATE_DIAL_TEMPLATE"), MaxSessions: 1000}
+		if sc.DialTemplate == "" {
+			sc.DialTemplate = "loopback/{number}/callgate-test"
+		}
+		replaced := false
+		for i := range cfg.Switches {
+			if cfg.Switches[i].Name == name {
+				cfg.Switches[i].Address, cfg.Switches[i].Password = addr, pw
+				replaced = true
+			}
+		}
+		if !replaced {
+			cfg.Switches = append(cfg.Switches, sc)
+		}
+	}
+	for i := range cfg.Switches {
+		if cfg.Switches[i].Kind == "" {
+			cfg.Switches[i].Kind = "freeswitch"
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports the first problem, naming the field at fault.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("config: listen: %q is not host:port", c.Listen)
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("config: database_url: required (CALLGATE_DATABASE_URL)")
+	}
+	if c.InstanceID == "" {
+		return errors.New("config: instance_id: required")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log_format: %q is not text or json", c.LogFormat)
+	}
+	if len(c.Switches) == 0 {
+		return errors.New("config: switches: at least one switch is required (set CALLGATE_ESL=host:port or a switches list)")
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Switches {
+		f := func(field, format string, args ...any) error {
+			return fmt.Errorf("config: switches[%d].%s: %s", i, field, fmt.Sprintf(format, args...))
+		}
+		switch {
+		case s.Name == "":
+			return f("name", "required")
+		case seen[s.Name]:
+			return f("name", "%q is used twice", s.Name)
+		case s.Kind != "freeswitch":
+			return f("kind", "%q is not supported (freeswitch)", s.Kind)
+		case s.Address == "":
+			return f("address", "required (ESL host:port)")
+		case s.Password == "":
+			return f("password", "required (CALLGATE_ESL_PASSWORD)")
+		case s.Password == defaultESLPassword:
+			return f("password", "FreeSWITCH's default password is refused; set your own in event_socket.conf.xml")
+		case !strings.Contains(s.DialTemplate, "{number}"):
+			return f("dial_template", "%q must contain {number}", s.DialTemplate)
+		case strings.Contains(s.DialTemplate, "{trunk}") && s.Trunk == "":
+			return f("trunk", "required by dial_template %q", s.DialTemplate)
+		case s.MaxSessions < 0:
+			return f("max_sessions", "must not be negative")
+		case s.MaxCPS < 0:
+			return f("max_cps", "must not be negative")
+		}
+		if _, _, err := net.SplitHostPort(s.Address); err != nil {
+			return f("address", "%q is not host:port", s.Address)
+		}
+		seen[s.Name] = true
+	}
+	if c.Dialer.ClaimBatch < 1 || c.Dialer.ClaimBatch > 1000 {
+		return fmt.Errorf("config: dialer.claim_batch: %d is not between 1 and 1000", c.Dialer.ClaimBatch)
+	}
+	if c.Dialer.DefaultTimeout < time.Second {
+		return fmt.Errorf("config: dialer.default_timeout: %s is shorter than 1s", c.Dialer.DefaultTimeout)
+	}
+	if c.Dialer.LeaseTTL < time.Second {
+		return fmt.Errorf("config: dialer.lease_ttl: %s is shorter than 1s", c.Dialer.LeaseTTL)
+	}
+	if c.Dialer.HeartbeatInterval < 100*time.Millisecond {
+		return fmt.Errorf("config: dialer.heartbeat_interval: %s is shorter than 100ms", c.Dialer.HeartbeatInterval)
+	}
+	return nil
+}

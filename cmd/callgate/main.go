@@ -1,0 +1,89 @@
+// Command callgate is the control plane for compliant outbound calling.
+//
+//	callgate serve      run the API, the dialer and the switch drivers
+//	callgate migrate    apply database migrations and exit
+//	callgate switchsim  run the protocol-faithful FreeSWITCH simulator
+//	callgate bench      measure whole-stack originations against switchsim
+//	callgate version    print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "callgate:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: callgate <command> [flags]
+
+commands:
+  serve      run the HTTP API, the dialer and the switch drivers
+  migrate    apply database migrations and exit
+  switchsim  run the FreeSWITCH ESL simulator (--listen, --password)
+  bench      measure whole-stack originations against an in-process switchsim
+  version    print the version
+
+Run "callgate <command> -h" for a command's flags.`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		cfg, err := LoadConfig(args[1:], getenv)
+		if err != nil {
+			return err
+		}
+		m := &Main{Config: cfg, Logger: newLogger(cfg, stderr)}
+		if err := m.Run(ctx); err != nil {
+			return err
+		}
+		m.Logger.Info("callgate serving", "listen", m.Addr(), "version", version)
+		<-ctx.Done()
+		return m.Close()
+	case "migrate":
+		return runMigrate(ctx, args[1:], getenv, stdout)
+	case "switchsim":
+		return runSwitchsim(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "-v", "--version":
+		fmt.Fprintln(stdout, "callgate", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/callgate/callgate/api"
+	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/dialer"
+	"github.com/callgate/callgate/controller/freeswitch"
+	"github.com/callgate/callgate/controller/postgres"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Main is one running callgate: database, dialer, switch drivers and the
+// HTTP API. `callgate serve` runs one; end-to-end tests run several.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	db       *postgres.DB
+	service  *dialer.Service
+	switches []*freeswitch.Switch
+	http     *http.Server
+	ln       net.Listener
+	cancel   context.CancelFunc
+	served   chan error
+}
+
+// Run opens the database (migrating it if configured), connects the
+// switches, starts the dialer and the HTTP API, and returns once the API
+// listens. Returns an error naming what could not start.
+func (m *Main) Run(ctx context.Context) (err error) {
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = m.Close()
+		}
+	}()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+
+	if m.Config.Migrate {
+		if err := postgres.Migrate(ctx, m.Config.DatabaseURL); err != nil {
+			return fmt.Errorf("migrating database: %w", err)
+		}
+	}
+	if m.db, err = postgres.Open(ctx, m.Config.DatabaseURL); err != nil {
+		return fmt.Errorf("opening database: %w", err)
+	}
+	store := postgres.NewStore(m.db)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.service, err = dialer.New(dialer.Config{
+		Owner:          m.Config.InstanceID,
+		ClaimBatch:     m.Config.Dialer.ClaimBatch,
+		DefaultTimeout: m.Config.Dialer.DefaultTimeout,
+		LeaseTTL:       m.Config.Dialer.LeaseTTL,
+		Logger:         m.Logger,
+		Registerer:     reg,
+	}, store)
+	if err != nil {
+		return err
+	}
+	for _, sc := range m.Config.Switches {
+		sw, err := freeswitch.New(freeswitch.Config{
+			Name:              sc.Name,
+			Address:           sc.Address,
+			Password:          sc.Password,
+			DialTemplate:      sc.DialTemplate,
+			Trunk:             sc.Trunk,
+			MaxSessions:       sc.MaxSessions,
+			MaxCPS:            sc.MaxCPS,
+			HeartbeatInterval: m.Config.Dialer.HeartbeatInterval,
+			Logger:            m.Logger,
+		}, m.service)
+		if err != nil {
+			return fmt.Errorf("switch %s: %w", sc.Name, err)
+		}
+		m.switches = append(m.switches, sw)
+		m.service.AddSwitch(sw, dialer.SwitchLimits{MaxSessions: sc.MaxSessions, MaxCPS: sc.MaxCPS})
+	}
+	for _, sw := range m.switches {
+		sw.Start(runCtx)
+	}
+	m.service.Start(runCtx)
+
+	srv := api.New(api.Config{}, m.service, reg, m.Logger)
+	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
+		return fmt.Errorf("listening on %s: %w", m.Config.Listen, err)
+	}
+	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(m.ln) }()
+	return nil
+}
+
+// Addr is the API's listening address, once Run has returned.
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Service is the running dialer (for tests and the bench).
+func (m *Main) Service() controller.CallService { return m.service }
+
+// Close stops the API, the dialer and the drivers, and closes the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := m.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping HTTP server: %w", err))
+		}
+		cancel()
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.http = nil
+	}
+	if m.service != nil {
+		m.service.Stop()
+		m.service = nil
+	}
+	for _, sw := range m.switches {
+		sw.Stop()
+	}
+	m.switches = nil
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.db != nil {
+		m.db.Close()
+		m.db = nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,44 @@
+package dialer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	queued        prometheus.Counter
+	originations  *prometheus.CounterVec
+	transitions   *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	reconciled    *prometheus.CounterVec
+	inflight      *prometheus.GaugeVec
+	droppedEvents prometheus.Counter
+	illegal       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		queued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callgate_calls_queued_total", Help: "Calls accepted and queued as durable attempts."}),
+		originations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callgate_originations_total", Help: "Originate commands by switch and result (sent, not_sent, ambiguous)."},
+			[]string{"switch", "result"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callgate_call_transitions_total", Help: "Call state transitions by the state entered."},
+			[]string{"state"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callgate_switch_refusals_total", Help: "Originates a switch refused before creating a channel, requeued."},
+			[]string{"switch", "cause"}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callgate_calls_reconciled_total", Help: "Calls whose end was learned from the switch's channel list."},
+			[]string{"switch"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "callgate_calls_in_flight", Help: "Calls sent to a switch and not yet ended."},
+			[]string{"switch"}),
+		droppedEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callgate_channel_events_ignored_total", Help: "Channel events for calls this controller does not track."}),
+		illegal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callgate_illegal_transitions_total", Help: "Events rejected because they asked for an illegal state transition."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.queued, m.originations, m.transitions, m.refusals, m.reconciled, m.inflight, m.droppedEvents, m.illegal)
+	}
+	return m
+}

@@ -1,0 +1,366 @@
+// Package dialer turns API requests into durable attempts and attempts into
+// calls: it validates and queues calls, owns switches through a lease, claims
+// due attempts and originates them within each switch's limits, applies the
+// switches' channel events to the call state machine, and reconciles in-flight
+// calls with a switch after every (re)connect.
+package dialer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/callgate/callgate/controller"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes the dialer. Zero values take the defaults noted.
+type Config struct {
+	Owner             string           // this instance's id, for leases and claims (required)
+	ClaimBatch        int              // attempts claimed per round trip (default 64)
+	PollInterval      time.Duration    // longest wait for NOTIFY before polling (default 1s)
+	LeaseTTL          time.Duration    // switch lease length (default 15s)
+	RefusalDelay      time.Duration    // delay before retrying an attempt a switch refused (default 1s)
+	MaxRefusals       int              // refusals before the call fails (default 20)
+	DefaultTimeout    time.Duration    // ring timeout when the request names none (default 30s)
+	MaxTimeout        time.Duration    // longest ring timeout a request may ask (default 300s)
+	Now               func() time.Time // clock (default time.Now)
+	Logger            *slog.Logger
+	Registerer        prometheus.Registerer // metrics go here when set
+	ReconcileInterval time.Duration         // periodic reconciliation of in-flight calls (default 30s)
+}
+
+func (c *Config) setDefaults() {
+	if c.ClaimBatch <= 0 {
+		c.ClaimBatch = 64
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 15 * time.Second
+	}
+	if c.RefusalDelay <= 0 {
+		c.RefusalDelay = time.Second
+	}
+	if c.MaxRefusals <= 0 {
+		c.MaxRefusals = 20
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = 30 * time.Second
+	}
+	if c.MaxTimeout <= 0 {
+		c.MaxTimeout = 300 * time.Second
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// SwitchLimits are callgate's own limits for one switch.
+type SwitchLimits struct {
+	MaxSessions int // concurrent calls callgate keeps on the switch (0: unlimited)
+	MaxCPS      int // originations per second (0: unlimited)
+}
+
+// Service implements controller.CallService and controller.EventSink.
+type Service struct {
+	cfg     Config
+	store   controller.CallStore
+	log     *slog.Logger
+	metrics *metrics
+
+	mu     sync.RWMutex
+	owners map[string]*owner // by switch name
+	names  []string          // switch names in configuration order
+}
+
+var (
+	_ controller.CallService = (*Service)(nil)
+	_ controller.EventSink   = (*Service)(nil)
+)
+
+// New returns a Service over store. Switches are added with AddSwitch before
+// Start.
+func New(cfg Config, store controller.CallStore) (*Service, error) {
+	if cfg.Owner == "" {
+		return nil, controller.FieldError("owner", "an instance id is required")
+	}
+	cfg.setDefaults()
+	return &Service{
+		cfg:     cfg,
+		store:   store,
+		log:     cfg.Logger,
+		metrics: newMetrics(cfg.Registerer),
+		owners:  map[string]*owner{},
+	}, nil
+}
+
+// AddSwitch puts a switch under the service. The switch's events must be
+// delivered to this Service (it is the switch's EventSink).
+func (s *Service) AddSwitch(sw controller.Switch, limits SwitchLimits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := newOwner(s, sw, limits)
+	s.owners[sw.Name()] = o
+	s.names = append(s.names, sw.Name())
+}
+
+// Start runs every switch's owner loop until ctx ends or Stop is called.
+func (s *Service) Start(ctx context.Context) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, name := range s.names {
+		o := s.owners[name]
+		if err := s.store.UpsertSwitch(ctx, controller.SwitchRecord{
+			Name: name, Kind: o.sw.Status().Kind, Address: o.sw.Status().Address,
+			MaxSessions: o.limits.MaxSessions, MaxCPS: o.limits.MaxCPS,
+		}); err != nil {
+			s.log.Warn("recording switch", "switch", name, "err", err)
+		}
+		o.start(ctx)
+	}
+}
+
+// Stop ends the owner loops, waits for them and gives up the leases.
+func (s *Service) Stop() {
+	s.mu.RLock()
+	owners := make([]*owner, 0, len(s.owners))
+	for _, o := range s.owners {
+		owners = append(owners, o)
+	}
+	s.mu.RUnlock()
+	for _, o := range owners {
+		o.stop()
+	}
+}
+
+func (s *Service) owner(name string) *owner {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.owners[name]
+}
+
+var numberRE = regexp.MustCompile(`^\+?[0-9]{3,20}$`)
+
+// validate checks a create request and returns the call it asks for.
+func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, error) {
+	if req.To == "" {
+		return controller.Call{}, controller.FieldError("to", "is required")
+	}
+	if !numberRE.MatchString(req.To) {
+		return controller.Call{}, controller.FieldError("to", "must be a phone number: 3 to 20 digits with an optional leading +")
+	}
+	if req.From == "" {
+		return controller.Call{}, controller.FieldError("from", "is required")
+	}
+	if !numberRE.MatchString(req.From) {
+		return controller.Call{}, controller.FieldError("from", "must be a phone number: 3 to 20 digits with an optional leading +")
+	}
+	if len(req.CallerIDName) > 64 {
+		return controller.Call{}, controller.FieldError("caller_id_name", "must be at most 64 characters")
+	}
+	for _, r := range req.CallerIDName {
+		if r < 0x20 || r == 0x7f {
+			return controller.Call{}, controller.FieldError("caller_id_name", "must not contain control characters")
+		}
+	}
+	if req.Switch != "" && s.owner(req.Switch) == nil {
+		return controller.Call{}, &controller.Error{Code: controller.ENOTFOUND, Field: "switch", Message: fmt.Sprintf("no switch named %q", req.Switch)}
+	}
+	timeout := s.cfg.DefaultTimeout
+	if req.TimeoutSeconds != 0 {
+		timeout = time.Duration(req.TimeoutSeconds) * time.Second
+		if req.TimeoutSeconds < 1 || timeout > s.cfg.MaxTimeout {
+			return controller.Call{}, controller.FieldError("timeout_seconds", "must be between 1 and %d", int(s.cfg.MaxTimeout/time.Second))
+		}
+	}
+	if len(req.Variables) > 32 {
+		return controller.Call{}, controller.FieldError("variables", "at most 32 variables")
+	}
+	for k, v := range req.Variables {
+		if !varNameRE.MatchString(k) {
+			return controller.Call{}, controller.FieldError("variables", "variable name %q must match %s", k, varNameRE)
+		}
+		if len(v) > 256 {
+			return controller.Call{}, controller.FieldError("variables", "variable %q is longer than 256 bytes", k)
+		}
+	}
+	tenant := req.TenantID
+	if tenant == "" {
+		tenant = controller.DefaultTenant
+	}
+	return controller.Call{
+		TenantID:       tenant,
+		Switch:         req.Switch,
+		To:             req.To,
+		From:           req.From,
+		CallerIDName:   req.CallerIDName,
+		Timeout:        timeout,
+		Variables:      req.Variables,
+		State:          controller.CallQueued,
+		IdempotencyKey: req.IdempotencyKey,
+	}, nil
+}
+
+var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// requestHash fingerprints a request so an Idempotency-Key replay with a
+// different body is told apart from a true replay.
+func requestHash(req controller.CreateCallRequest) string {
+	keys := make([]string, 0, len(req.Variables))
+	for k := range req.Variables {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	vars := make([][2]string, 0, len(keys))
+	for _, k := range keys {
+		vars = append(vars, [2]string{k, req.Variables[k]})
+	}
+	b, _ := json.Marshal([]any{req.To, req.From, req.CallerIDName, req.Switch, req.TimeoutSeconds, vars})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateCall implements controller.CallService.
+func (s *Service) CreateCall(ctx context.Context, req controller.CreateCallRequest) (controller.Call, bool, error) {
+	c, err := s.validate(req)
+	if err != nil {
+		return controller.Call{}, false, err
+	}
+	call, created, err := s.store.CreateCall(ctx, c, requestHash(req))
+	if err != nil {
+		return controller.Call{}, false, fmt.Errorf("queueing call: %w", err)
+	}
+	if created {
+		s.metrics.queued.Inc()
+	}
+	return call, created, nil
+}
+
+// GetCall implements controller.CallService.
+func (s *Service) GetCall(ctx context.Context, tenant string, id controller.CallID) (controller.Call, error) {
+	return s.store.GetCall(ctx, tenantOr(tenant), id)
+}
+
+// ListCalls implements controller.CallService.
+func (s *Service) ListCalls(ctx context.Context, f controller.CallFilter) (controller.CallPage, error) {
+	f.TenantID = tenantOr(f.TenantID)
+	if f.State != "" && !f.State.Valid() {
+		return controller.CallPage{}, controller.FieldError("state", "unknown state %q", f.State)
+	}
+	return s.store.ListCalls(ctx, f)
+}
+
+// CallEvents implements controller.CallService.
+func (s *Service) CallEvents(ctx context.Context, tenant string, id controller.CallID) ([]controller.CallEventRecord, error) {
+	return s.store.ListCallEvents(ctx, tenantOr(tenant), id)
+}
+
+// HangupCall implements controller.CallService.
+func (s *Service) HangupCall(ctx context.Context, tenant string, id controller.CallID, cause string) (controller.Call, error) {
+	if cause == "" {
+		cause = "NORMAL_CLEARING"
+	}
+	if !controller.ValidHangupCause(cause) {
+		return controller.Call{}, controller.FieldError("cause", "unknown hangup cause %q", cause)
+	}
+	call, err := s.store.GetCall(ctx, tenantOr(tenant), id)
+	if err != nil {
+		return controller.Call{}, err
+	}
+	switch {
+	case call.State == controller.CallQueued:
+		c, err := s.store.CancelCall(ctx, call.TenantID, id)
+		if err == nil || controller.ErrorCode(err) != controller.ECONFLICT {
+			return c, err
+		}
+		// Claimed and sent meanwhile: hang it up on the switch below.
+		if call, err = s.store.GetCall(ctx, call.TenantID, id); err != nil {
+			return controller.Call{}, err
+		}
+	case call.State.Terminal():
+		return call, controller.Errorf(controller.ECONFLICT, "call has already ended (%s)", call.State)
+	}
+	o := s.owner(call.Switch)
+	if o == nil {
+		return call, controller.Errorf(controller.EUNAVAILABLE, "switch %q is not managed by this controller", call.Switch)
+	}
+	err = o.sw.Hangup(ctx, id, cause)
+	if controller.ErrorCode(err) == controller.ENOTFOUND {
+		// The channel is already gone; its end will arrive as events or
+		// through reconciliation.
+		return call, nil
+	}
+	if err != nil {
+		return call, fmt.Errorf("hanging up call %s: %w", id, err)
+	}
+	return call, nil
+}
+
+// Switches implements controller.CallService.
+func (s *Service) Switches(context.Context) []controller.SwitchStatus {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]controller.SwitchStatus, 0, len(s.names))
+	for _, name := range s.names {
+		o := s.owners[name]
+		st := o.sw.Status()
+		st.MaxSessions, st.MaxCPS = o.limits.MaxSessions, o.limits.MaxCPS
+		out = append(out, st)
+	}
+	return out
+}
+
+// Ready implements controller.CallService.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return controller.Errorf(controller.EUNAVAILABLE, "database unreachable")
+	}
+	for _, st := range s.Switches(ctx) {
+		if st.Connected {
+			return nil
+		}
+	}
+	return controller.Errorf(controller.EUNAVAILABLE, "no switch is connected")
+}
+
+// HandleChannelEvent implements controller.EventSink.
+func (s *Service) HandleChannelEvent(ev controller.ChannelEvent) {
+	if o := s.owner(ev.Switch); o != nil {
+		o.tracker.push(ev)
+		return
+	}
+	s.metrics.droppedEvents.Inc()
+}
+
+// SwitchConnected implements controller.EventSink.
+func (s *Service) SwitchConnected(name string) {
+	if o := s.owner(name); o != nil {
+		o.requestReconcile()
+	}
+}
+
+func tenantOr(t string) string {
+	if t == "" {
+		return controller.DefaultTenant
+	}
+	return t
+}
+
+// errStopped is returned by loops when the service stops.
+var errStopped = errors.New("dialer stopped")

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make run: private PostgreSQL (already started by make), migrations,
+# switchsim unless CALLGATE_ESL names a real switch, then callgate serve.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CALLGATE_DATABASE_URL="${CALLGATE_DATABASE_URL:-$(scripts/pg.sh dsn)}"
+export CALLGATE_LISTEN="${CALLGATE_LISTEN:-127.0.0.1:8080}"
+bin/callgate migrate
+
+sim_pid=""
+cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${CALLGATE_ESL:-}" ]; then
+  export CALLGATE_ESL_PASSWORD="${CALLGATE_ESL_PASSWORD:-callgate-dev-$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+  export CALLGATE_ESL=127.0.0.1:8021
+  bin/callgate switchsim --listen "$CALLGATE_ESL" --password "$CALLGATE_ESL_PASSWORD" --time-scale "${CALLGATE_SIM_TIME_SCALE:-1}" &
+  sim_pid=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8021) 2>/dev/null && break; sleep 0.1; done
+  echo "switchsim (simulated FreeSWITCH) on $CALLGATE_ESL"
+else
+  : "${CALLGATE_ESL_PASSWORD:?set CALLGATE_ESL_PASSWORD for the switch at $CALLGATE_ESL}"
+fi
+
+cat <<TOUR
+
+callgate API on http://$CALLGATE_LISTEN — try:
+  curl -s -XPOST http://$CALLGATE_LISTEN/v1/calls -H 'Content-Type: application/json' \\
+       -H 'Idempotency-Key: tour-1' -d '{"to":"+15550001006","from":"+15550000001"}'
+  curl -s http://$CALLGATE_LISTEN/v1/calls/<id>?include=events
+  curl -s http://$CALLGATE_LISTEN/v1/switches
+Numbers ending 1001..1010 pick a callee behaviour (dialplans/SCENARIOS.md).
+Ctrl-C stops everything.
+
+TOUR
+bin/callgate serve &
+srv_pid=$!
+trap 'kill $srv_pid 2>/dev/null; cleanup' EXIT INT TERM
+wait $srv_pid

@@ -1,0 +1,288 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// maxListLimit is the largest page GET /v1/calls returns.
+const maxListLimit = 200
+
+// CallResource is a call as the API shows it.
+type CallResource struct {
+	ID             controller.CallID            `json:"id"`
+	State          controller.CallState         `json:"state"`
+	To             string                       `json:"to"`
+	From           string                       `json:"from"`
+	CallerIDName   string                       `json:"caller_id_name,omitempty"`
+	Switch         string                       `json:"switch,omitempty"`
+	TimeoutSeconds int                          `json:"timeout_seconds,omitzero"`
+	Variables      map[string]string            `json:"variables,omitempty"`
+	HangupCause    string                       `json:"hangup_cause,omitempty"`
+	SIPStatus      int                          `json:"sip_status,omitempty"`
+	Billsec        int                          `json:"billsec"`
+	Duration       int                          `json:"duration"`
+	Reconciled     bool                         `json:"reconciled,omitempty"`
+	CreatedAt      time.Time                    `json:"created_at"`
+	UpdatedAt      time.Time                    `json:"updated_at"`
+	AnsweredAt     *time.Time                   `json:"answered_at,omitempty"`
+	EndedAt        *time.Time                   `json:"ended_at,omitempty"`
+	Events         []controller.CallEventRecord `json:"events,omitzero"` // only with ?include=events
+}
+
+// NewCallResource renders c; events, when not nil, are included.
+func NewCallResource(c controller.Call, events []controller.CallEventRecord) CallResource {
+	return CallResource{
+		ID:             c.ID,
+		State:          c.State,
+		To:             c.To,
+		From:           c.From,
+		CallerIDName:   c.CallerIDName,
+		Switch:         c.Switch,
+		TimeoutSeconds: int(c.Timeout / time.Second),
+		Variables:      c.Variables,
+		HangupCause:    c.HangupCause,
+		SIPStatus:      c.SIPStatus,
+		Billsec:        c.Billsec,
+		Duration:       c.Duration,
+		Reconciled:     c.Reconciled,
+		CreatedAt:      c.CreatedAt,
+		UpdatedAt:      c.UpdatedAt,
+		AnsweredAt:     c.AnsweredAt,
+		EndedAt:        c.EndedAt,
+		Events:         events,
+	}
+}
+
+// CallList is the body of GET /v1/calls.
+type CallList struct {
+	Calls      []CallResource `json:"calls"`
+	NextCursor string         `json:"next_cursor,omitempty"` // absent on the last page
+}
+
+// EventList is the body of GET /v1/calls/{id}/events.
+type EventList struct {
+	Events []controller.CallEventRecord `json:"events"`
+}
+
+// createCallFields are the members POST /v1/calls accepts.
+var createCallFields = []string{"to", "from", "caller_id_name", "switch", "timeout_seconds", "variables"}
+
+// createCall queues a call: 202 with the call, or 200 with the call first
+// created under the same Idempotency-Key.
+func (s *Server) createCall(c echo.Context) error {
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c.Request().Header)
+	if err != nil {
+		return err
+	}
+	obj, err := readObject(c, false, createCallFields...)
+	if err != nil {
+		return err
+	}
+	req := controller.CreateCallRequest{TenantID: s.cfg.Tenant, IdempotencyKey: key}
+	for _, err := range []error{
+		obj.str("to", &req.To),
+		obj.str("from", &req.From),
+		obj.str("caller_id_name", &req.CallerIDName),
+		obj.str("switch", &req.Switch),
+		obj.integer("timeout_seconds", &req.TimeoutSeconds),
+		obj.stringMap("variables", &req.Variables),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+
+	call, created, err := s.svc.CreateCall(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	s.requestLogger(c).Info("call accepted",
+		"call_id", call.ID, "to", maskPhone(call.To), "switch", call.Switch, "replayed", !created)
+
+	h := c.Response().Header()
+	h.Set(echo.HeaderLocation, callPath(call.ID))
+	status := http.StatusAccepted
+	if !created {
+		status = http.StatusOK
+		h.Set("Idempotent-Replayed", "true")
+	}
+	return c.JSON(status, NewCallResource(call, nil))
+}
+
+// getCall returns one call, with its events when ?include=events.
+func (s *Server) getCall(c echo.Context) error {
+	if err := checkQuery(c.QueryParams(), "include"); err != nil {
+		return err
+	}
+	withEvents := false
+	switch inc := c.QueryParam("include"); inc {
+	case "":
+	case "events":
+		withEvents = true
+	default:
+		return controller.FieldError("include", "must be \"events\"")
+	}
+	id := c.Param("id")
+	if !validCallID(id) {
+		return errCallNotFound
+	}
+	ctx := c.Request().Context()
+	call, err := s.svc.GetCall(ctx, s.cfg.Tenant, controller.CallID(id))
+	if err != nil {
+		return err
+	}
+	var events []controller.CallEventRecord
+	if withEvents {
+		if events, err = s.svc.CallEvents(ctx, s.cfg.Tenant, call.ID); err != nil {
+			return err
+		}
+		if events == nil {
+			events = []controller.CallEventRecord{}
+		}
+	}
+	return c.JSON(http.StatusOK, NewCallResource(call, events))
+}
+
+// callEvents returns a call's CDR events in the switch's order.
+func (s *Server) callEvents(c echo.Context) error {
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if !validCallID(id) {
+		return errCallNotFound
+	}
+	events, err := s.svc.CallEvents(c.Request().Context(), s.cfg.Tenant, controller.CallID(id))
+	if err != nil {
+		return err
+	}
+	if events == nil {
+		events = []controller.CallEventRecord{}
+	}
+	return c.JSON(http.StatusOK, EventList{Events: events})
+}
+
+// listFilters are the query parameters GET /v1/calls accepts.
+var listFilters = []string{"state", "switch", "to", "created_after", "created_before", "limit", "cursor"}
+
+// listCalls returns one page of calls, newest first, with a Link header
+// to the next page.
+func (s *Server) listCalls(c echo.Context) error {
+	q := c.QueryParams()
+	if err := checkQuery(q, listFilters...); err != nil {
+		return err
+	}
+	f := controller.CallFilter{
+		TenantID: s.cfg.Tenant,
+		State:    controller.CallState(q.Get("state")),
+		Switch:   q.Get("switch"),
+		To:       plusFromQuery(q.Get("to")),
+		Cursor:   q.Get("cursor"),
+	}
+	var err error
+	if f.CreatedAfter, err = queryTime(q, "created_after"); err != nil {
+		return err
+	}
+	if f.CreatedBefore, err = queryTime(q, "created_before"); err != nil {
+		return err
+	}
+	if !f.CreatedAfter.IsZero() && !f.CreatedBefore.IsZero() && !f.CreatedAfter.Before(f.CreatedBefore) {
+		return controller.FieldError("created_before", "must be later than created_after")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return controller.FieldError("limit", "must be an integer from 1 to %d", maxListLimit)
+		}
+		f.Limit = n
+	}
+
+	page, err := s.svc.ListCalls(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	out := CallList{Calls: make([]CallResource, 0, len(page.Calls)), NextCursor: page.NextCursor}
+	for _, call := range page.Calls {
+		out.Calls = append(out.Calls, NewCallResource(call, nil))
+	}
+	if page.NextCursor != "" {
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("cursor", page.NextCursor)
+		c.Response().Header().Set("Link", "</v1/calls?"+next.Encode()+`>; rel="next"`)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// queryTime parses an RFC 3339 query parameter; absent or empty is zero.
+func queryTime(q url.Values, name string) (time.Time, error) {
+	v := q.Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, controller.FieldError(name, "must be an RFC 3339 timestamp such as 2025-01-31T09:00:00Z")
+	}
+	return t, nil
+}
+
+// plusFromQuery restores the leading + of an E.164 number sent unencoded
+// in a query string, where it arrives as a space.
+func plusFromQuery(v string) string {
+	if rest, ok := strings.CutPrefix(v, " "); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+		return "+" + rest
+	}
+	return v
+}
+
+// hangupFields are the members POST /v1/calls/{id}/hangup accepts.
+var hangupFields = []string{"cause"}
+
+// hangupCall cancels a queued call or hangs up a live one: 200 with the
+// call when it has ended, 202 when the hangup is sent and the end will
+// follow.
+func (s *Server) hangupCall(c echo.Context) error {
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if !validCallID(id) {
+		return errCallNotFound
+	}
+	obj, err := readObject(c, true, hangupFields...)
+	if err != nil {
+		return err
+	}
+	var cause string
+	if err := obj.str("cause", &cause); err != nil {
+		return err
+	}
+	call, err := s.svc.HangupCall(c.Request().Context(), s.cfg.Tenant, controller.CallID(id), cause)
+	if err != nil {
+		return err
+	}
+	status := http.StatusAccepted
+	if call.State.Terminal() {
+		status = http.StatusOK
+	}
+	return c.JSON(status, NewCallResource(call, nil))
+}
+
+// callPath is the URL path of a call.
+func callPath(id controller.CallID) string {
+	return "/v1/calls/" + url.PathEscape(string(id))
+}

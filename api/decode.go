@@ -1,0 +1,243 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// object is a request body's top-level JSON object, member by member.
+type object map[string]json.RawMessage
+
+// readObject reads the request body as one JSON object whose members are
+// all named in allowed. It rejects, with 400 in the error shape: an empty
+// body (unless allowEmpty), malformed JSON, anything but an object at the
+// top level, duplicate or unknown members and data after the object. A
+// body over the limit yields *http.MaxBytesError (413); a declared media
+// type other than JSON yields 415.
+//
+// Members are matched exactly: encoding/json would accept "TO" for "to".
+func readObject(c echo.Context, allowEmpty bool, allowed ...string) (object, error) {
+	req := c.Request()
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, err
+			}
+			return nil, controller.Errorf(controller.EINVALID, "reading request body: %v", err)
+		}
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		if allowEmpty {
+			return object{}, nil
+		}
+		return nil, controller.Errorf(controller.EINVALID, "request body is required: a JSON object")
+	}
+	if err := checkJSONContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
+		return nil, err
+	}
+	if body[0] != '{' {
+		return nil, controller.Errorf(controller.EINVALID, "request body must be a JSON object")
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return nil, malformed(err)
+	}
+	obj := object{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed(err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, controller.Errorf(controller.EINVALID, "malformed JSON: object key is not a string")
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, malformed(err)
+		}
+		if !slices.Contains(allowed, key) {
+			return nil, controller.FieldError(key, "unknown field")
+		}
+		if _, dup := obj[key]; dup {
+			return nil, controller.FieldError(key, "field given more than once")
+		}
+		obj[key] = raw
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, malformed(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, controller.Errorf(controller.EINVALID, "malformed JSON: unexpected data after the object")
+	}
+	return obj, nil
+}
+
+// malformed describes a JSON syntax error without echoing the input.
+func malformed(err error) error {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return controller.Errorf(controller.EINVALID, "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return controller.Errorf(controller.EINVALID, "malformed JSON: unexpected end of input")
+	default:
+		return controller.Errorf(controller.EINVALID, "malformed JSON")
+	}
+}
+
+// checkJSONContentType accepts no declared type, application/json and
+// application/*+json; anything else is 415.
+func checkJSONContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == echo.MIMEApplicationJSON || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+		return nil
+	}
+	return &controller.Error{Code: codeUnsupportedMediaType, Field: "Content-Type", Message: "request body must be application/json"}
+}
+
+// str decodes member name as a string into dst; absent and null leave dst
+// unchanged.
+func (o object) str(name string, dst *string) error {
+	raw, ok := o[name]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return controller.FieldError(name, "must be a string")
+	}
+	return nil
+}
+
+// integer decodes member name as a whole number into dst; absent and null
+// leave dst unchanged.
+func (o object) integer(name string, dst *int) error {
+	raw, ok := o[name]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return controller.FieldError(name, "must be an integer")
+	}
+	return nil
+}
+
+// stringMap decodes member name as an object of strings into dst; absent
+// and null leave dst unchanged. A value that is not a string is reported
+// as name.key.
+func (o object) stringMap(name string, dst *map[string]string) error {
+	raw, ok := o[name]
+	if !ok {
+		return nil
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return controller.FieldError(name, "must be an object of string values")
+	}
+	if members == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(members))
+	for k := range members {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make(map[string]string, len(members))
+	for _, k := range keys {
+		v := members[k]
+		var s string
+		if string(v) == "null" || json.Unmarshal(v, &s) != nil {
+			return controller.FieldError(name+"."+k, "must be a string")
+		}
+		out[k] = s
+	}
+	*dst = out
+	return nil
+}
+
+// checkQuery rejects query parameters outside allowed and parameters given
+// more than once, so a misspelt filter cannot silently widen a listing.
+func checkQuery(q url.Values, allowed ...string) error {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
+			return controller.FieldError(k, "unknown query parameter")
+		}
+		if len(q[k]) > 1 {
+			return controller.FieldError(k, "query parameter given more than once")
+		}
+	}
+	return nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" when absent.
+// A present key must be given once and be 1 to 255 printable ASCII
+// characters.
+func idempotencyKey(h http.Header) (string, error) {
+	const name = "Idempotency-Key"
+	vals, ok := h[name]
+	if !ok {
+		return "", nil
+	}
+	if len(vals) != 1 {
+		return "", controller.FieldError(name, "header given more than once")
+	}
+	v := vals[0]
+	bad := len(v) == 0 || len(v) > 255
+	for i := 0; !bad && i < len(v); i++ {
+		bad = v[i] < 0x20 || v[i] > 0x7e
+	}
+	if bad {
+		return "", controller.FieldError(name, "must be 1 to 255 printable ASCII characters")
+	}
+	return v, nil
+}
+
+// validCallID reports whether id has the canonical UUID form
+// (8-4-4-4-12 hex digits) that every call ID has; anything else cannot name
+// a call and is answered 404 without asking the store.
+func validCallID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if ch != '-' {
+				return false
+			}
+		default:
+			if !('0' <= ch && ch <= '9' || 'a' <= ch && ch <= 'f' || 'A' <= ch && ch <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// errCallNotFound answers a path whose ID cannot name a call.
+var errCallNotFound = controller.Errorf(controller.ENOTFOUND, "call not found")

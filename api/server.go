@@ -1,0 +1,189 @@
+// Package api is callgate's HTTP API: echo handlers over controller.CallService,
+// one JSON error shape for every failure, request IDs, an access log that never
+// carries a full phone number or a request body, Prometheus metrics and the
+// OpenAPI document (openapi.yaml, embedded and served at /v1/openapi.yaml).
+//
+// It never imports a switch driver or the PostgreSQL store: cmd/callgate wires
+// a controller.CallService in.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// openAPISpec is the API's OpenAPI 3.0.3 document. A test keeps it in step
+// with the registered routes.
+//
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultMaxBodyBytes   = 64 << 10
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultReadyTimeout   = 2 * time.Second
+)
+
+// Config configures the HTTP API. Zero fields take the defaults above.
+type Config struct {
+	// MaxBodyBytes is the largest request body accepted; larger bodies get
+	// 413. Default 64 KiB. Env: CALLGATE_API_MAX_BODY_BYTES.
+	MaxBodyBytes int64
+	// RequestTimeout bounds the context handed to the CallService for one
+	// request. Default 30s. Env: CALLGATE_API_REQUEST_TIMEOUT.
+	RequestTimeout time.Duration
+	// ReadyTimeout bounds the CallService.Ready check behind /readyz.
+	// Default 2s. Env: CALLGATE_API_READY_TIMEOUT.
+	ReadyTimeout time.Duration
+	// Tenant is the tenant every request acts for until authentication maps
+	// tokens to tenants. Default controller.DefaultTenant. Env: CALLGATE_API_TENANT.
+	Tenant string
+}
+
+// Validate reports the first field that is out of range. Zero values are
+// valid: they mean "use the default".
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBodyBytes < 0:
+		return controller.FieldError("MaxBodyBytes", "must not be negative")
+	case c.RequestTimeout < 0:
+		return controller.FieldError("RequestTimeout", "must not be negative")
+	case c.ReadyTimeout < 0:
+		return controller.FieldError("ReadyTimeout", "must not be negative")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	if c.Tenant == "" {
+		c.Tenant = controller.DefaultTenant
+	}
+	return c
+}
+
+// Server is the HTTP API. Create it with New and serve Handler.
+type Server struct {
+	cfg     Config
+	svc     controller.CallService
+	logger  *slog.Logger
+	echo    *echo.Echo
+	metrics *httpMetrics
+	routes  map[string]bool // registered path templates, for metric labels
+}
+
+// New builds the API over svc, which must not be nil. It registers its HTTP metrics on reg and
+// serves reg at /metrics; a nil reg gets a private registry. A nil logger
+// discards. Invalid Config fields (negative values) are replaced by defaults;
+// call Config.Validate first to reject them instead.
+func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logger *slog.Logger) *Server {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		cfg:     cfg.withDefaults(),
+		svc:     svc,
+		logger:  logger,
+		echo:    echo.New(),
+		metrics: newHTTPMetrics(reg),
+		routes:  map[string]bool{},
+	}
+	e := s.echo
+	e.HideBanner = true
+	e.HidePort = true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.handleError
+
+	// Outermost first: every later stage, the error handler included, sees
+	// the request ID; metrics and the access log see the final status, and
+	// a panic anywhere below becomes a 500 in the error shape.
+	e.Use(s.requestID, s.observe, s.recoverPanic, s.requestContext)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	e.GET("/v1/openapi.yaml", s.openAPI)
+
+	limit := s.limitBody
+	e.POST("/v1/calls", s.createCall, limit)
+	e.GET("/v1/calls", s.listCalls)
+	e.GET("/v1/calls/:id", s.getCall)
+	e.GET("/v1/calls/:id/events", s.callEvents)
+	e.POST("/v1/calls/:id/hangup", s.hangupCall, limit)
+	e.GET("/v1/switches", s.switches)
+
+	for _, r := range e.Routes() {
+		s.routes[r.Path] = true
+	}
+	return s
+}
+
+// Handler returns the API as an http.Handler (the *echo.Echo instance).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// healthz reports that the process is up; it never consults dependencies.
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether the service can take work: 200, or 503 in the
+// error shape with the reason.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
+	defer cancel()
+	if err := s.svc.Ready(ctx); err != nil {
+		if controller.ErrorCode(err) != controller.EUNAVAILABLE {
+			// Not ready whatever the cause; keep details out of the body.
+			s.requestLogger(c).Warn("not ready", "err", redact(err.Error()))
+			return fmt.Errorf("readiness: %w", controller.Errorf(controller.EUNAVAILABLE, "not ready"))
+		}
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// openAPI serves the embedded OpenAPI document.
+func (s *Server) openAPI(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	return c.Blob(http.StatusOK, "application/yaml", openAPISpec)
+}
+
+// switches lists every configured switch with its health and limits.
+func (s *Server) switches(c echo.Context) error {
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	list := s.svc.Switches(c.Request().Context())
+	if list == nil {
+		list = []controller.SwitchStatus{}
+	}
+	return c.JSON(http.StatusOK, switchList{Switches: list})
+}
+
+// switchList is the body of GET /v1/switches.
+type switchList struct {
+	Switches []controller.SwitchStatus `json:"switches"`
+}

@@ -36,6 +36,10 @@ type Config struct {
 	Logger            *slog.Logger
 	Registerer        prometheus.Registerer // metrics go here when set
 	ReconcileInterval time.Duration         // periodic reconciliation of in-flight calls (default 30s)
+	// OnCallUpdate, when set, is called with each call after a change to it
+	// is persisted (state, facts, requeue). It runs on a switch's event
+	// goroutine and must not block.
+	OnCallUpdate func(controller.Call)
 }
 
 func (c *Config) setDefaults() {
@@ -174,10 +178,8 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 	if len(req.CallerIDName) > 64 {
 		return controller.Call{}, controller.FieldError("caller_id_name", "must be at most 64 characters")
 	}
-	for _, r := range req.CallerIDName {
-		if r < 0x20 || r == 0x7f {
-			return controller.Call{}, controller.FieldError("caller_id_name", "must not contain control characters")
-		}
+	if hasControl(req.CallerIDName) {
+		return controller.Call{}, controller.FieldError("caller_id_name", "must not contain control characters")
 	}
 	if req.Switch != "" && s.owner(req.Switch) == nil {
 		return controller.Call{}, &controller.Error{Code: controller.ENOTFOUND, Field: "switch", Message: fmt.Sprintf("no switch named %q", req.Switch)}
@@ -199,6 +201,9 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 		if len(v) > 256 {
 			return controller.Call{}, controller.FieldError("variables", "variable %q is longer than 256 bytes", k)
 		}
+		if hasControl(v) {
+			return controller.Call{}, controller.FieldError("variables", "variable %q must not contain control characters", k)
+		}
 	}
 	tenant := req.TenantID
 	if tenant == "" {
@@ -215,6 +220,17 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 		State:          controller.CallQueued,
 		IdempotencyKey: req.IdempotencyKey,
 	}, nil
+}
+
+// hasControl reports whether s holds a control character (a newline would
+// end an ESL command).
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)

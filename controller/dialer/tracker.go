@@ -20,6 +20,8 @@ type tracker struct {
 	queue  []controller.ChannelEvent
 	calls  map[controller.CallID]*entry
 	signal chan struct{}
+	// refused counts switch refusals per call across requeues.
+	refused map[controller.CallID]int
 
 	lastCheck time.Time
 }
@@ -29,7 +31,6 @@ type entry struct {
 	sentAt      time.Time
 	channelSeen bool // the switch created a channel for it
 	missing     int  // consecutive channel lists without it
-	refusals    int
 }
 
 type goneCall struct {
@@ -38,7 +39,7 @@ type goneCall struct {
 }
 
 func newTracker(o *owner) *tracker {
-	return &tracker{o: o, calls: map[controller.CallID]*entry{}, signal: make(chan struct{}, 1)}
+	return &tracker{o: o, calls: map[controller.CallID]*entry{}, refused: map[controller.CallID]int{}, signal: make(chan struct{}, 1)}
 }
 
 func (t *tracker) push(ev controller.ChannelEvent) {
@@ -146,12 +147,23 @@ func (t *tracker) notSent(ctx context.Context, id controller.CallID, cause error
 	now := t.o.svc.cfg.Now()
 	ev := controller.ChannelEvent{Switch: t.o.name, CallID: id, Kind: controller.EventOriginateFailed, Name: "NOT_SENT", At: now, Detail: cause.Error()}
 	if controller.ErrorCode(cause) == controller.EINVALID {
-		ev.HangupCause = "INVALID_NUMBER_FORMAT"
+		// The driver cannot carry this request safely; sending it again
+		// would not help.
 		t.saveFailed(ctx, c, ev)
 		return
 	}
-	if err := t.o.svc.store.RequeueRefused(ctx, id, now.Add(t.o.svc.cfg.RefusalDelay), ev); err != nil {
-		t.o.log.Error("returning unsent call to the queue", "call_id", id, "err", err)
+	t.requeue(ctx, c, ev)
+}
+
+// requeue puts a call that was never dialled back in the queue.
+func (t *tracker) requeue(ctx context.Context, c controller.Call, ev controller.ChannelEvent) {
+	if err := t.o.svc.store.RequeueRefused(ctx, c.ID, t.o.svc.cfg.Now().Add(t.o.svc.cfg.RefusalDelay), ev); err != nil {
+		t.o.log.Error("returning call to the queue", "call_id", c.ID, "err", err)
+		return
+	}
+	if f := t.o.svc.cfg.OnCallUpdate; f != nil {
+		c.State = controller.CallQueued
+		f(c)
 	}
 }
 
@@ -162,9 +174,7 @@ func (t *tracker) saveFailed(ctx context.Context, c controller.Call, ev controll
 		t.o.log.Error("failing call", "call_id", id, "err", err)
 		return
 	}
-	if err := t.o.svc.store.SaveCallUpdates(ctx, []controller.CallUpdate{{Call: c, From: from, Event: ev}}); err != nil {
-		t.o.log.Error("failing call", "call_id", id, "err", err)
-	}
+	t.save(ctx, []controller.CallUpdate{{Call: c, From: from, Event: ev}})
 }
 
 // refusable reports whether a failed originate with no channel created is the
@@ -217,10 +227,11 @@ func (t *tracker) apply(ctx context.Context, batch []controller.ChannelEvent) {
 				e.channelSeen = true
 			}
 		}
-		if ev.Kind == controller.EventOriginateFailed && !e.channelSeen && refusable(ev.HangupCause) && e.refusals < t.o.svc.cfg.MaxRefusals {
+		if ev.Kind == controller.EventOriginateFailed && !e.channelSeen && refusable(ev.HangupCause) && t.refused[ev.CallID] < t.o.svc.cfg.MaxRefusals {
 			// The switch refused before creating a channel: nothing was
 			// dialled, so the attempt may wait for capacity and go again.
 			delete(t.calls, ev.CallID)
+			t.refused[ev.CallID]++
 			t.mu.Unlock()
 			t.o.svc.metrics.refusals.WithLabelValues(t.o.name, ev.HangupCause).Inc()
 			t.o.log.Warn("switch refused the originate; requeued", "call_id", ev.CallID, "cause", ev.HangupCause)
@@ -228,9 +239,7 @@ func (t *tracker) apply(ctx context.Context, batch []controller.ChannelEvent) {
 				t.save(ctx, ups)
 				ups = nil
 			}
-			if err := t.o.svc.store.RequeueRefused(ctx, ev.CallID, t.o.svc.cfg.Now().Add(t.o.svc.cfg.RefusalDelay), ev); err != nil {
-				t.o.log.Error("requeueing refused call", "call_id", ev.CallID, "err", err)
-			}
+			t.requeue(ctx, e.call, ev)
 			ended = append(ended, ev.CallID)
 			continue
 		}
@@ -252,6 +261,9 @@ func (t *tracker) apply(ctx context.Context, batch []controller.ChannelEvent) {
 		ups = append(ups, controller.CallUpdate{Call: call, From: from, Event: ev})
 		if call.State.Terminal() {
 			ended = append(ended, ev.CallID)
+			t.mu.Lock()
+			delete(t.refused, ev.CallID)
+			t.mu.Unlock()
 		}
 	}
 	if len(ups) > 0 {
@@ -267,6 +279,11 @@ func (t *tracker) save(ctx context.Context, ups []controller.CallUpdate) {
 	for {
 		err := t.o.svc.store.SaveCallUpdates(ctx, ups)
 		if err == nil {
+			if f := t.o.svc.cfg.OnCallUpdate; f != nil {
+				for _, u := range ups {
+					f(u.Call)
+				}
+			}
 			return
 		}
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {

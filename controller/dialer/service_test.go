@@ -1,0 +1,320 @@
+package dialer_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/dialer"
+	"github.com/callgate/callgate/controller/postgres/pgtest"
+	"github.com/stretchr/testify/require"
+)
+
+// watcher collects every persisted call change and lets a test wait, with a
+// deadline, for a call to reach a condition.
+type watcher struct {
+	mu      sync.Mutex
+	last    map[controller.CallID]controller.Call
+	changed chan struct{}
+}
+
+func newWatcher() *watcher {
+	return &watcher{last: map[controller.CallID]controller.Call{}, changed: make(chan struct{}, 1)}
+}
+
+func (w *watcher) observe(c controller.Call) {
+	w.mu.Lock()
+	w.last[c.ID] = c
+	w.mu.Unlock()
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *watcher) waitFor(t *testing.T, id controller.CallID, what string, ok func(controller.Call) bool) controller.Call {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		w.mu.Lock()
+		c, seen := w.last[id]
+		w.mu.Unlock()
+		if seen && ok(c) {
+			return c
+		}
+		select {
+		case <-w.changed:
+		case <-deadline:
+			t.Fatalf("call %s never became %s; last seen %+v", id, what, c)
+		}
+	}
+}
+
+func (w *watcher) waitState(t *testing.T, id controller.CallID, s controller.CallState) controller.Call {
+	t.Helper()
+	return w.waitFor(t, id, string(s), func(c controller.Call) bool { return c.State == s })
+}
+
+type bundle struct {
+	svc   *dialer.Service
+	sw    *fakeSwitch
+	store controller.CallStore
+	w     *watcher
+}
+
+func setup(t *testing.T, limits dialer.SwitchLimits, tweak ...func(*dialer.Config, *fakeSwitch)) *bundle {
+	t.Helper()
+	store := pgtest.New(t)
+	w := newWatcher()
+	sw := newFakeSwitch("fs1")
+	cfg := dialer.Config{Owner: "test-" + t.Name(), PollInterval: 50 * time.Millisecond, RefusalDelay: time.Millisecond, OnCallUpdate: w.observe}
+	for _, f := range tweak {
+		f(&cfg, sw)
+	}
+	svc, err := dialer.New(cfg, store)
+	require.NoError(t, err)
+	sw.sink = svc
+	svc.AddSwitch(sw, limits)
+	ctx, cancel := context.WithCancel(context.Background())
+	svc.Start(ctx)
+	t.Cleanup(func() { cancel(); svc.Stop() })
+	return &bundle{svc: svc, sw: sw, store: store, w: w}
+}
+
+func (b *bundle) call(t *testing.T, to string) controller.Call {
+	t.Helper()
+	c, created, err := b.svc.CreateCall(context.Background(), controller.CreateCallRequest{To: to, From: "+15550000001"})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, controller.CallQueued, c.State)
+	return c
+}
+
+func TestCallOutcomes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{})
+	ctx := context.Background()
+
+	answered := b.call(t, "+15550001001")
+	busy := b.call(t, "+15550001003")
+
+	got := b.w.waitState(t, answered.ID, controller.CallCompleted)
+	require.Equal(t, 3, got.Billsec)
+	require.Equal(t, "NORMAL_CLEARING", got.HangupCause)
+	stored, err := b.svc.GetCall(ctx, "", answered.ID)
+	require.NoError(t, err)
+	require.Equal(t, controller.CallCompleted, stored.State)
+	require.Equal(t, 3, stored.Billsec)
+	require.NotNil(t, stored.AnsweredAt)
+	events, err := b.svc.CallEvents(ctx, "", answered.ID)
+	require.NoError(t, err)
+	var path []controller.CallState
+	for _, e := range events {
+		path = append(path, e.ToState)
+	}
+	require.Equal(t, []controller.CallState{controller.CallOriginating, controller.CallRinging, controller.CallAnswered, controller.CallCompleted}, path)
+
+	got = b.w.waitState(t, busy.ID, controller.CallFailed)
+	require.Equal(t, "USER_BUSY", got.HangupCause)
+}
+
+func TestSessionLimitKeepsAttemptsQueued(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{MaxSessions: 1})
+	first := b.call(t, "+15550001005") // answers and stays up
+	b.w.waitState(t, first.ID, controller.CallAnswered)
+	second := b.call(t, "+15550001005")
+
+	// The second call must wait in the queue while the first holds the only
+	// session.
+	c, err := b.svc.GetCall(context.Background(), "", second.ID)
+	require.NoError(t, err)
+	require.Equal(t, controller.CallQueued, c.State)
+
+	b.sw.end(first.ID, true)
+	b.w.waitState(t, first.ID, controller.CallCompleted)
+	b.w.waitState(t, second.ID, controller.CallAnswered)
+	require.Equal(t, 1, b.sw.originateCount(second.ID))
+	b.sw.mu.Lock()
+	defer b.sw.mu.Unlock()
+	require.Zero(t, b.sw.busiest, "an originate arrived while the only session was taken")
+}
+
+func TestSwitchRefusalRequeues(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{}, func(_ *dialer.Config, sw *fakeSwitch) { sw.refuseNext = 2 })
+	c := b.call(t, "+15550001001")
+	got := b.w.waitState(t, c.ID, controller.CallCompleted)
+	require.Equal(t, 3, b.sw.originateCount(c.ID), "two refusals, then dialled")
+	require.Equal(t, "NORMAL_CLEARING", got.HangupCause)
+}
+
+func TestRefusalsEventuallyFail(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{}, func(cfg *dialer.Config, sw *fakeSwitch) { cfg.MaxRefusals = 2; sw.refuseNext = 100 })
+	c := b.call(t, "+15550001001")
+	got := b.w.waitState(t, c.ID, controller.CallFailed)
+	require.Equal(t, "DESTINATION_OUT_OF_ORDER", got.HangupCause)
+	require.Equal(t, 3, b.sw.originateCount(c.ID))
+}
+
+func TestNotSentIsRetriedAmbiguousIsNot(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{}, func(_ *dialer.Config, sw *fakeSwitch) { sw.notSentNext = 1 })
+	c := b.call(t, "+15550001001")
+	b.w.waitState(t, c.ID, controller.CallCompleted)
+	require.Equal(t, 2, b.sw.originateCount(c.ID))
+	require.Equal(t, c.ID, <-b.sw.sent)
+
+	b.sw.mu.Lock()
+	b.sw.ambiguous = true
+	b.sw.mu.Unlock()
+	amb := b.call(t, "+15550001001")
+	require.Equal(t, amb.ID, <-b.sw.sent)
+	// The link comes back; the switch has no such channel: the call failed
+	// somewhere callgate could not see, and it must never be sent again.
+	b.sw.reconnect()
+	got := b.w.waitState(t, amb.ID, controller.CallFailed)
+	require.True(t, got.Reconciled)
+	require.Equal(t, 1, b.sw.originateCount(amb.ID))
+}
+
+func TestReconcileAfterLinkDrop(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{})
+	up := b.call(t, "+15550001005")      // answered, stays up
+	ringing := b.call(t, "+15550001009") // ringing
+	b.w.waitState(t, up.ID, controller.CallAnswered)
+	b.w.waitState(t, ringing.ID, controller.CallRinging)
+
+	// Both end while the link is down: their hangup events are lost.
+	b.sw.end(up.ID, false)
+	b.sw.end(ringing.ID, false)
+	b.sw.reconnect()
+
+	got := b.w.waitState(t, up.ID, controller.CallCompleted)
+	require.True(t, got.Reconciled)
+	got = b.w.waitState(t, ringing.ID, controller.CallFailed)
+	require.True(t, got.Reconciled)
+}
+
+func TestRestartAdoptsInFlightCalls(t *testing.T) {
+	t.Parallel()
+	store := pgtest.New(t)
+	ctx := context.Background()
+	w := newWatcher()
+	start := func(owner string) (*dialer.Service, *fakeSwitch, context.CancelFunc) {
+		sw := newFakeSwitch("fs1")
+		svc, err := dialer.New(dialer.Config{Owner: owner, PollInterval: 20 * time.Millisecond, LeaseTTL: time.Second, OnCallUpdate: w.observe}, store)
+		require.NoError(t, err)
+		sw.sink = svc
+		svc.AddSwitch(sw, dialer.SwitchLimits{})
+		cctx, cancel := context.WithCancel(ctx)
+		svc.Start(cctx)
+		return svc, sw, cancel
+	}
+	svc1, sw1, cancel1 := start("first")
+	c, _, err := svc1.CreateCall(ctx, controller.CreateCallRequest{To: "+15550001005", From: "+15550000001"})
+	require.NoError(t, err)
+	w.waitState(t, c.ID, controller.CallAnswered)
+	cancel1()
+	svc1.Stop() // releases the lease: the next instance takes over at once
+
+	svc2, sw2, cancel2 := start("second")
+	defer func() { cancel2(); svc2.Stop() }()
+	// The new owner sees the channel still up on the switch and keeps it.
+	sw2.mu.Lock()
+	sw2.live[c.ID] = sw1.live[c.ID]
+	sw2.mu.Unlock()
+	sw2.reconnect()
+	select {
+	case id := <-sw2.tracked:
+		require.Equal(t, c.ID, id)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the new owner never adopted the in-flight call")
+	}
+	_, err = svc2.HangupCall(ctx, "", c.ID, "NORMAL_CLEARING")
+	require.NoError(t, err)
+	got := w.waitState(t, c.ID, controller.CallCompleted)
+	require.Equal(t, 5, got.Billsec)
+	require.Zero(t, sw2.originateCount(c.ID), "an adopted call is never originated again")
+}
+
+func TestCreateCallValidation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{})
+	ctx := context.Background()
+	tests := []struct {
+		req   controller.CreateCallRequest
+		field string
+	}{
+		{controller.CreateCallRequest{From: "+15550000001"}, "to"},
+		{controller.CreateCallRequest{To: "555-1234", From: "+15550000001"}, "to"},
+		{controller.CreateCallRequest{To: "+15550001001\n", From: "+15550000001"}, "to"},
+		{controller.CreateCallRequest{To: "+15550001001"}, "from"},
+		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Switch: "nope"}, "switch"},
+		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", TimeoutSeconds: -1}, "timeout_seconds"},
+		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", CallerIDName: "a\nb"}, "caller_id_name"},
+		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Variables: map[string]string{"a,b": "x"}}, "variables"},
+	}
+	for i, tt := range tests {
+		_, _, err := b.svc.CreateCall(ctx, tt.req)
+		require.Error(t, err, "case %d", i)
+		require.Equal(t, tt.field, controller.ErrorField(err), "case %d: %v", i, err)
+	}
+	page, err := b.svc.ListCalls(ctx, controller.CallFilter{})
+	require.NoError(t, err)
+	require.Empty(t, page.Calls, "rejected requests change nothing")
+}
+
+func TestIdempotentCreate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{})
+	ctx := context.Background()
+	req := controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", IdempotencyKey: "k-1"}
+	var wg sync.WaitGroup
+	ids := make([]controller.CallID, 10)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, _, err := b.svc.CreateCall(ctx, req)
+			require.NoError(t, err)
+			ids[i] = c.ID
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		require.Equal(t, ids[0], id)
+	}
+	req.To = "+15550001003"
+	_, _, err := b.svc.CreateCall(ctx, req)
+	require.Equal(t, controller.ECONFLICT, controller.ErrorCode(err))
+}
+
+func TestHangupQueuedAndLive(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{MaxSessions: 1})
+	ctx := context.Background()
+	live := b.call(t, "+15550001005")
+	b.w.waitState(t, live.ID, controller.CallAnswered)
+	queued := b.call(t, "+15550001005") // held back by the session limit
+
+	c, err := b.svc.HangupCall(ctx, "", queued.ID, "")
+	require.NoError(t, err)
+	require.Equal(t, controller.CallCanceled, c.State)
+
+	_, err = b.svc.HangupCall(ctx, "", live.ID, "NOT_A_CAUSE")
+	require.Equal(t, "cause", controller.ErrorField(err))
+	_, err = b.svc.HangupCall(ctx, "", live.ID, "NORMAL_CLEARING")
+	require.NoError(t, err)
+	b.w.waitState(t, live.ID, controller.CallCompleted)
+	_, err = b.svc.HangupCall(ctx, "", live.ID, "")
+	require.Equal(t, controller.ECONFLICT, controller.ErrorCode(err))
+	_, err = b.svc.HangupCall(ctx, "", controller.CallID(fmt.Sprintf("%08d-0000-0000-0000-000000000000", 1)), "")
+	require.Equal(t, controller.ENOTFOUND, controller.ErrorCode(err))
+	require.Zero(t, b.sw.originateCount(queued.ID))
+}

@@ -23,6 +23,9 @@ import (
 type Main struct {
 	Config Config
 	Logger *slog.Logger
+	// OnCallUpdate, when set, sees every persisted change of a call (tests
+	// wait on it instead of polling).
+	OnCallUpdate func(controller.Call)
 
 	db       *postgres.DB
 	service  *dialer.Service
@@ -70,6 +73,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		LeaseTTL:       m.Config.Dialer.LeaseTTL,
 		Logger:         m.Logger,
 		Registerer:     reg,
+		OnCallUpdate:   m.OnCallUpdate,
 	}, store)
 	if err != nil {
 		return err

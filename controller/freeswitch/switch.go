@@ -1,0 +1,532 @@
+// Package freeswitch drives a FreeSWITCH media server over its inbound Event
+// Socket (ESL). It is the only package in callgate that imports eslgo.
+//
+// One *Switch owns one connection: a supervisor goroutine dials, subscribes
+// to the channel events callgate needs, heart-beats with `api status`, and
+// re-dials with exponential backoff and full jitter whenever the connection
+// fails. Commands are serialised on the connection. Events pass from eslgo's
+// listener goroutines through a reorder buffer (see reorder.go) to one
+// dispatcher goroutine that delivers them, in Event-Sequence order and only
+// for channels callgate originated, to the controller.EventSink.
+package freeswitch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callgate/callgate/controller"
+	"github.com/percipia/eslgo"
+)
+
+var _ controller.Switch = (*Switch)(nil)
+
+// Config configures one FreeSWITCH switch. The environment variable names are
+// the ones cmd/callgate reads for a switch named NAME.
+type Config struct {
+	// Name identifies the switch in events and the API. CALLGATE_FS_<NAME>_NAME
+	Name string
+	// Address is the ESL host:port, loopback or a private link only.
+	// CALLGATE_FS_<NAME>_ADDRESS
+	Address string
+	// Password is the ESL password. Never logged. CALLGATE_FS_<NAME>_PASSWORD
+	Password string
+	// DialTemplate builds the endpoint from the number, e.g.
+	// "sofia/gateway/{trunk}/{number}" or "loopback/{number}/callgate-test".
+	// {number} is required. CALLGATE_FS_<NAME>_DIAL_TEMPLATE
+	DialTemplate string
+	// Trunk replaces {trunk} in DialTemplate. CALLGATE_FS_<NAME>_TRUNK
+	Trunk string
+	// MaxSessions caps callgate's concurrent calls on the switch; 0 means no
+	// cap. CALLGATE_FS_<NAME>_MAX_SESSIONS
+	MaxSessions int
+	// MaxCPS caps originates per second from this driver; 0 means no cap.
+	// CALLGATE_FS_<NAME>_MAX_CPS
+	MaxCPS int
+	// HeartbeatInterval is how often `api status` checks the connection;
+	// default 10s. CALLGATE_FS_<NAME>_HEARTBEAT
+	HeartbeatInterval time.Duration
+	// CommandTimeout bounds authentication and every command; default 5s.
+	// CALLGATE_FS_<NAME>_COMMAND_TIMEOUT
+	CommandTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the re-dial backoff; defaults
+	// 200ms and 30s. CALLGATE_FS_<NAME>_RECONNECT_MIN, _RECONNECT_MAX
+	ReconnectMin, ReconnectMax time.Duration
+	// ReorderWindow is how long an event is held so that events with lower
+	// sequences still in eslgo's goroutines can overtake it; default 10ms.
+	// CALLGATE_FS_<NAME>_REORDER_WINDOW
+	ReorderWindow time.Duration
+	// AllowedVariables lists channel variables API users may set besides
+	// the cg_… namespace (FreeSWITCH acts on many variables; see
+	// dialPlan.allowedVar). CALLGATE_FS_<NAME>_ALLOWED_VARIABLES (comma list)
+	AllowedVariables []string
+	// Logger receives the driver's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+const maxHeldEvents = 4096
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+var trunkRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// withDefaults fills the zero durations.
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatInterval, 10*time.Second)
+	def(&c.CommandTimeout, 5*time.Second)
+	def(&c.ReconnectMin, 200*time.Millisecond)
+	def(&c.ReconnectMax, 30*time.Second)
+	def(&c.ReorderWindow, 10*time.Millisecond)
+	return c
+}
+
+// Validate checks the configuration (after defaults are applied) and returns
+// an EINVALID error naming the first bad field.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return controller.FieldError(field, format, args...)
+	}
+	if !nameRE.MatchString(c.Name) {
+		return bad("Name", "must be 1-64 letters, digits, _ . or -")
+	}
+	if _, port, err := net.SplitHostPort(c.Address); err != nil || port == "" {
+		return bad("Address", "must be host:port")
+	}
+	if c.Password == "" || strings.ContainsFunc(c.Password, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return bad("Password", "must be non-empty without spaces or control characters")
+	}
+	if c.Trunk != "" && !trunkRE.MatchString(c.Trunk) {
+		return bad("Trunk", "must be 1-64 letters, digits, _ . or -")
+	}
+	if err := validateDialTemplate(c.DialTemplate, c.Trunk); err != nil {
+		return bad("DialTemplate", "%v", err)
+	}
+	if c.MaxSessions < 0 {
+		return bad("MaxSessions", "must not be negative")
+	}
+	if c.MaxCPS < 0 {
+		return bad("MaxCPS", "must not be negative")
+	}
+	for field, d := range map[string]time.Duration{"HeartbeatInterval": c.HeartbeatInterval,
+		"CommandTimeout": c.CommandTimeout, "ReconnectMin": c.ReconnectMin,
+		"ReconnectMax": c.ReconnectMax, "ReorderWindow": c.ReorderWindow} {
+		if d <= 0 {
+			return bad(field, "must be positive")
+		}
+	}
+	if c.ReconnectMin > c.ReconnectMax {
+		return bad("ReconnectMin", "must not exceed ReconnectMax")
+	}
+	for _, v := range c.AllowedVariables {
+		if !varNameRE.MatchString(v) || isReserved(v) {
+			return bad("AllowedVariables", "%q is not a settable variable name", v)
+		}
+	}
+	return nil
+}
+
+// Switch is a FreeSWITCH switch driven over ESL. Create it with New, then
+// Start it; it is safe for concurrent use.
+type Switch struct {
+	cfg   Config
+	plan  dialPlan
+	sink  controller.EventSink
+	log   *slog.Logger
+	calls *tracker
+	disp  *dispatcher
+	stats counters
+	pace  pacer
+
+	mu      sync.Mutex // guards cur, cancel, started, stopped
+	cur     *conn
+	cancel  context.CancelFunc
+	started bool
+	stopped bool
+	wg      sync.WaitGroup
+
+	statusMu sync.Mutex
+	status   controller.SwitchStatus
+}
+
+// New returns a stopped Switch delivering events to sink. Returns an EINVALID
+// error naming the field if cfg is invalid.
+func New(cfg Config, sink controller.EventSink) (*Switch, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if sink == nil {
+		return nil, controller.FieldError("sink", "must not be nil")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Switch{
+		cfg:   cfg,
+		plan:  dialPlan{template: cfg.DialTemplate, trunk: cfg.Trunk, allowedNames: map[string]bool{}},
+		sink:  sink,
+		log:   log.With("switch", cfg.Name),
+		calls: newTracker(),
+	}
+	for _, v := range cfg.AllowedVariables {
+		s.plan.allowedNames[v] = true
+	}
+	if cfg.MaxCPS > 0 {
+		s.pace.interval = time.Second / time.Duration(cfg.MaxCPS)
+	}
+	s.disp = newDispatcher(cfg.ReorderWindow, maxHeldEvents, &s.stats, s.deliver,
+		func() { s.sink.SwitchConnected(s.cfg.Name) })
+	s.status = controller.SwitchStatus{Name: cfg.Name, Kind: "freeswitch", Address: cfg.Address,
+		MaxSessions: cfg.MaxSessions, MaxCPS: cfg.MaxCPS}
+	return s, nil
+}
+
+// Name returns the switch's configured name.
+func (s *Switch) Name() string { return s.cfg.Name }
+
+// Start launches the supervisor and the event dispatcher and returns at
+// once; the switch connects in the background and calls
+// sink.SwitchConnected after every (re)connect. Cancelling ctx stops the
+// supervisor as Stop does. Returns ECONFLICT if the switch was started
+// before.
+func (s *Switch) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return controller.Errorf(controller.ECONFLICT, "switch %s already started", s.cfg.Name)
+	}
+	s.started = true
+	ctx, s.cancel = context.WithCancel(ctx)
+	go s.disp.run()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.supervise(ctx)
+	}()
+	return nil
+}
+
+// Stop closes the connection, delivers the events already received and
+// returns once no goroutine of the switch is left; the sink is not called
+// after Stop returns. It is safe to call more than once.
+func (s *Switch) Stop() {
+	s.mu.Lock()
+	if s.stopped || !s.started {
+		s.stopped = true
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	s.cancel()
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.disp.close()
+}
+
+// Status reports the switch's health from cached state; it never blocks on
+// the network.
+func (s *Switch) Status() controller.SwitchStatus {
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	return s.status
+}
+
+// Stats are the driver's event counters since New.
+type Stats struct {
+	EventsQueued    uint64 // accepted from eslgo into the reorder queue
+	EventsDelivered uint64 // passed to the sink
+	EventsIgnored   uint64 // names callgate does not map, bgapi jobs not ours
+	EventsForeign   uint64 // channels callgate did not originate (loopback -b legs, inbound calls, other apps)
+	EventsLate      uint64 // released out of order: a higher sequence had gone first
+	EventsOverflow  uint64 // dropped because the queue was full
+	InFlight        int    // channels callgate is tracking
+}
+
+// Stats returns the event counters.
+func (s *Switch) Stats() Stats {
+	return Stats{
+		EventsQueued:    s.stats.queued.Load(),
+		EventsDelivered: s.stats.delivered.Load(),
+		EventsIgnored:   s.stats.ignored.Load(),
+		EventsForeign:   s.stats.foreign.Load(),
+		EventsLate:      s.stats.late.Load(),
+		EventsOverflow:  s.stats.overflow.Load(),
+		InFlight:        s.calls.len(),
+	}
+}
+
+// Track registers a call the switch already has (one originated before a
+// restart) so its events are delivered again. A malformed id is ignored.
+func (s *Switch) Track(id controller.CallID) {
+	if !validUUID(string(id)) {
+		s.log.Warn("not tracking malformed call id")
+		return
+	}
+	s.calls.adopt(id, s.log.With("call_id", id))
+}
+
+// current returns the live connection or nil.
+func (s *Switch) current() *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != nil && !s.cur.alive() {
+		return nil
+	}
+	return s.cur
+}
+
+func (s *Switch) setCurrent(c *conn) {
+	s.mu.Lock()
+	s.cur = c
+	s.mu.Unlock()
+}
+
+func (s *Switch) updateStatus(f func(st *controller.SwitchStatus)) {
+	s.statusMu.Lock()
+	f(&s.status)
+	s.statusMu.Unlock()
+}
+
+// supervise keeps a connection up until ctx ends.
+func (s *Switch) supervise(ctx context.Context) {
+	attempt := 0
+	connects := 0
+	for ctx.Err() == nil {
+		c, err := s.connect(ctx, connects)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("cannot connect to switch", "err", err, "attempt", attempt+1)
+			s.updateStatus(func(st *controller.SwitchStatus) { st.LastError = scrubSecret(err.Error(), s.cfg.Password) })
+			if !sleepCtx(ctx, backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
+				return
+			}
+			attempt++
+			continue
+		}
+		connects++
+		s.log.Info("connected to switch", "address", s.cfg.Address, "reconnects", connects-1)
+		s.heartbeat(ctx, c)
+
+		s.setCurrent(nil)
+		c.close(errors.New("connection closed"))
+		cause := context.Cause(c.ctx)
+		s.updateStatus(func(st *controller.SwitchStatus) {
+			st.Connected = false
+			if ctx.Err() == nil {
+				st.LastError = scrubSecret(cause.Error(), s.cfg.Password)
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("lost connection to switch", "err", cause)
+		if time.Since(c.since) >= s.cfg.ReconnectMax {
+			attempt = 0 // it was healthy for a while: start the backoff over
+		}
+		if !sleepCtx(ctx, backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
+			return
+		}
+		attempt++
+	}
+}
+
+// connect dials, subscribes and reads the switch's status; on success the
+// connection is current, Status says so and the sink will hear
+// SwitchConnected. before is how many connections came before this one.
+func (s *Switch) connect(ctx context.Context, before int) (*conn, error) {
+	c, err := dialESL(ctx, &s.cfg, s.log)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*conn, error) {
+		c.close(err)
+		return nil, err
+	}
+	// Everything the previous connection left is delivered before any event
+	// of this one; the listener is registered after the marker.
+	s.disp.mark(markReset)
+	c.esl.RegisterEventListener(eslgo.EventListenAll, s.onEvent)
+	resp, err := c.run(ctx, "event plain", subscribeCommand{events: subscribedEvents})
+	if err != nil {
+		return fail(fmt.Errorf("subscribing: %w", err))
+	}
+	if msg := replyError(resp); msg != "" || !resp.IsOk() {
+		return fail(fmt.Errorf("subscribing: switch replied %q", strings.TrimSpace(resp.GetReply())))
+	}
+	if err := s.checkStatus(ctx, c); err != nil {
+		return fail(err)
+	}
+	s.setCurrent(c)
+	s.updateStatus(func(st *controller.SwitchStatus) {
+		st.Connected, st.ConnectedAt, st.LastError, st.Reconnects = true, c.since, "", before
+	})
+	s.disp.mark(markConnected)
+	return c, nil
+}
+
+// heartbeat checks the connection every HeartbeatInterval until it dies or
+// ctx ends. eslgo reports a disconnect only on EOF or a disconnect notice;
+// any other read error silently stops its read loop, which only an
+// unanswered command reveals.
+func (s *Switch) heartbeat(ctx context.Context, c *conn) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			if err := s.checkStatus(ctx, c); err != nil {
+				c.kill(fmt.Errorf("heartbeat: %w", err))
+				return
+			}
+		}
+	}
+}
+
+// checkStatus runs `api status` and caches the session counts.
+func (s *Switch) checkStatus(ctx context.Context, c *conn) error {
+	resp, err := c.run(ctx, "api status", statusCommand)
+	if err != nil {
+		return err
+	}
+	if msg := replyError(resp); msg != "" {
+		return fmt.Errorf("api status: switch replied %q", msg)
+	}
+	st, ok := parseStatus(string(resp.Body))
+	if !ok {
+		s.log.Debug("cannot parse api status reply")
+		return nil
+	}
+	s.updateStatus(func(x *controller.SwitchStatus) { x.Sessions, x.SwitchMax = st.sessions, st.max })
+	return nil
+}
+
+// onEvent is eslgo's listener. eslgo calls it on a new goroutine per event,
+// so it must only filter and queue; the dispatcher does the rest.
+func (s *Switch) onEvent(ev *eslgo.Event) {
+	name := first(ev.Headers[hEventName])
+	if name != eventBackgroundJob {
+		if _, ok := channelKinds[name]; !ok {
+			s.stats.ignored.Add(1)
+			return
+		}
+		if !s.calls.has(first(ev.Headers[hUniqueID])) {
+			s.stats.foreign.Add(1)
+			return
+		}
+	}
+	s.disp.push(ev)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// deliver maps one event and hands it to the sink. It runs on the dispatcher
+// goroutine, in sequence order.
+func (s *Switch) deliver(ev *eslgo.Event) {
+	if first(ev.Headers[hEventName]) == eventBackgroundJob {
+		s.deliverJob(ev)
+		return
+	}
+	ce, ok := mapChannelEvent(s.cfg.Name, ev)
+	if !ok {
+		s.stats.ignored.Add(1)
+		return
+	}
+	if _, ok := s.calls.channelEvent(ce.CallID, ce.Kind == controller.EventDestroy); !ok {
+		s.stats.foreign.Add(1) // forgotten since it was queued
+		return
+	}
+	s.sink.HandleChannelEvent(ce)
+	s.stats.delivered.Add(1)
+}
+
+func (s *Switch) deliverJob(ev *eslgo.Event) {
+	j := parseJob(ev)
+	if j.command != "originate" {
+		s.stats.ignored.Add(1)
+		return
+	}
+	id, ok := s.calls.resolveJob(j)
+	if !ok {
+		s.stats.foreign.Add(1)
+		return
+	}
+	log := s.calls.jobFinished(id, j.accepted)
+	if !j.accepted && log != nil {
+		log.Info("switch failed the originate", "cause", j.cause)
+	}
+	s.sink.HandleChannelEvent(mapJob(s.cfg.Name, id, j))
+	s.stats.delivered.Add(1)
+}
+
+// backoff returns the delay before re-dial attempt (0-based): uniform in
+// [0, min(max, min·2^attempt)] ("full jitter").
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := hi
+	if attempt < 30 {
+		if x := lo << attempt; x > 0 && x < hi {
+			d = x
+		}
+	}
+	return rand.N(d + 1)
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// pacer spaces originates at least interval apart.
+type pacer struct {
+	mu       sync.Mutex
+	next     time.Time
+	interval time.Duration
+}
+
+// wait blocks until the caller's slot; ctx.Err() if ctx ends first.
+func (p *pacer) wait(ctx context.Context) error {
+	if p.interval == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	now := time.Now()
+	slot := p.next
+	if slot.Before(now) {
+		slot = now
+	}
+	p.next = slot.Add(p.interval)
+	p.mu.Unlock()
+	if d := slot.Sub(now); d > 0 && !sleepCtx(ctx, d) {
+		return ctx.Err()
+	}
+	return nil
+}

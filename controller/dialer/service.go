@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,11 @@ type Config struct {
 	Logger            *slog.Logger
 	Registerer        prometheus.Registerer // metrics go here when set
 	ReconcileInterval time.Duration         // periodic reconciliation of in-flight calls (default 30s)
+	// AllowedVariables are channel variables an API request may set besides
+	// the cg_ prefixed ones; the drivers get the same list. Variables such as
+	// api_on_answer or rtp_secure_media act on the switch and must never be
+	// open to clients.
+	AllowedVariables []string
 	// OnCallUpdate, when set, is called with each call after a change to it
 	// is persisted (state, facts, requeue). It runs on a switch's event
 	// goroutine and must not block.
@@ -178,8 +184,8 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 	if len(req.CallerIDName) > 64 {
 		return controller.Call{}, controller.FieldError("caller_id_name", "must be at most 64 characters")
 	}
-	if hasControl(req.CallerIDName) {
-		return controller.Call{}, controller.FieldError("caller_id_name", "must not contain control characters")
+	if err := controller.CheckText("caller_id_name", req.CallerIDName); err != nil {
+		return controller.Call{}, err
 	}
 	if req.Switch != "" && s.owner(req.Switch) == nil {
 		return controller.Call{}, &controller.Error{Code: controller.ENOTFOUND, Field: "switch", Message: fmt.Sprintf("no switch named %q", req.Switch)}
@@ -198,11 +204,14 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 		if !varNameRE.MatchString(k) {
 			return controller.Call{}, controller.FieldError("variables", "variable name %q must match %s", k, varNameRE)
 		}
+		if !strings.HasPrefix(k, "cg_") && !slices.Contains(s.cfg.AllowedVariables, k) {
+			return controller.Call{}, controller.FieldError("variables", "variable %q is not allowed: use the cg_ prefix or ask an operator to allow it", k)
+		}
 		if len(v) > 256 {
 			return controller.Call{}, controller.FieldError("variables", "variable %q is longer than 256 bytes", k)
 		}
-		if hasControl(v) {
-			return controller.Call{}, controller.FieldError("variables", "variable %q must not contain control characters", k)
+		if err := controller.CheckText("variables."+k, v); err != nil {
+			return controller.Call{}, err
 		}
 	}
 	tenant := req.TenantID
@@ -220,17 +229,6 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 		State:          controller.CallQueued,
 		IdempotencyKey: req.IdempotencyKey,
 	}, nil
-}
-
-// hasControl reports whether s holds a control character (a newline would
-// end an ESL command).
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return true
-		}
-	}
-	return false
 }
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)

@@ -259,6 +259,9 @@ func TestCreateCallValidation(t *testing.T) {
 		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", TimeoutSeconds: -1}, "timeout_seconds"},
 		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", CallerIDName: "a\nb"}, "caller_id_name"},
 		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Variables: map[string]string{"a,b": "x"}}, "variables"},
+		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Variables: map[string]string{"api_on_answer": "hupall"}}, "variables"},
+		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Variables: map[string]string{"cg_x": "a}b"}}, "variables.cg_x"},
+		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", CallerIDName: "${uuid}"}, "caller_id_name"},
 	}
 	for i, tt := range tests {
 		_, _, err := b.svc.CreateCall(ctx, tt.req)

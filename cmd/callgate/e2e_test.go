@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/postgres/pgtest"
+	"github.com/callgate/callgate/controller/switchsim"
+	"github.com/stretchr/testify/require"
+)
+
+// The end-to-end tests drive the whole binary's wiring (Main) over real TCP:
+// HTTP API → PostgreSQL → dialer → ESL driver → switch. The switch is
+// switchsim unless CALLGATE_TEST_ESL names a real FreeSWITCH booted from
+// freeswitch-conf/ with dialplans/ (then CALLGATE_TEST_ESL_PASSWORD too), in
+// which case the same scenario tests run unchanged against it and the
+// fault-injection tests skip.
+
+type e2e struct {
+	m    *Main
+	sim  *switchsim.Sim // nil against a real switch
+	base string
+	w    *callWatcher
+}
+
+type simOptions struct {
+	maxSessions int // switch's own limit (switchsim only)
+	configLimit int // callgate's configured limit for the switch
+}
+
+func setupE2E(t *testing.T, opts simOptions) *e2e {
+	t.Helper()
+	addr, password := os.Getenv("CALLGATE_TEST_ESL"), os.Getenv("CALLGATE_TEST_ESL_PASSWORD")
+	var sim *switchsim.Sim
+	if addr == "" {
+		password = "e2e-secret"
+		sim = switchsim.New(switchsim.Config{Password: password, MaxSessions: opts.maxSessions, TimeScale: 0.05})
+		require.NoError(t, sim.Listen("127.0.0.1:0"))
+		t.Cleanup(func() { sim.Close() })
+		addr = sim.Addr()
+	}
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DatabaseURL = pgtest.DSN(t)
+	cfg.InstanceID = "e2e-" + t.Name()
+	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
+	cfg.Switches = []SwitchConfig{{Name: "fs1", Kind: "freeswitch", Address: addr, Password: password,
+		DialTemplate: "loopback/{number}/callgate-test", MaxSessions: opts.configLimit}}
+	w := newCallWatcher()
+	m := &Main{Config: cfg, Logger: testLogger(t), OnCallUpdate: w.observe}
+	require.NoError(t, m.Run(context.Background()))
+	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	return &e2e{m: m, sim: sim, base: "http://" + m.Addr(), w: w}
+}
+
+func (e *e2e) needSim(t *testing.T) {
+	t.Helper()
+	if e.sim == nil {
+		t.Skip("fault injection needs switchsim (CALLGATE_TEST_ESL is set)")
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// do sends a JSON request and decodes a JSON answer into out (if not nil).
+func (e *e2e) do(t *testing.T, method, path string, headers map[string]string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(raw, out), string(raw))
+	}
+	return resp.StatusCode
+}
+
+func (e *e2e) place(t *testing.T, to string) controller.Call {
+	t.Helper()
+	var c controller.Call
+	code := e.do(t, "POST", "/v1/calls", nil, map[string]any{"to": to, "from": "+15550000001", "timeout_seconds": 2}, &c)
+	require.Equal(t, http.StatusAccepted, code)
+	return c
+}
+
+// callWatcher lets a test wait for a call's persisted state without polling.
+type callWatcher struct {
+	mu      sync.Mutex
+	last    map[controller.CallID]controller.Call
+	changed chan struct{}
+}
+
+func newCallWatcher() *callWatcher {
+	return &callWatcher{last: map[controller.CallID]controller.Call{}, changed: make(chan struct{}, 1)}
+}
+
+func (w *callWatcher) observe(c controller.Call) {
+	w.mu.Lock()
+	w.last[c.ID] = c
+	w.mu.Unlock()
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *callWatcher) waitFor(t *testing.T, id controller.CallID, what string, ok func(controller.Call) bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		w.mu.Lock()
+		c, seen := w.last[id]
+		w.mu.Unlock()
+		if seen && ok(c) {
+			return
+		}
+		select {
+		case <-w.changed:
+		case <-deadline:
+			t.Fatalf("call %s never became %s; last seen %+v", id, what, c)
+		}
+	}
+}
+
+func (w *callWatcher) waitTerminal(t *testing.T, id controller.CallID) {
+	t.Helper()
+	w.waitFor(t, id, "ended", func(c controller.Call) bool { return c.State.Terminal() })
+}
+
+// getCall reads the call back through the API.
+func (e *e2e) getCall(t *testing.T, id controller.CallID) (controller.Call, []controller.CallEventRecord) {
+	t.Helper()
+	var out struct {
+		controller.Call
+		Events []controller.CallEventRecord `json:"events"`
+	}
+	require.Equal(t, http.StatusOK, e.do(t, "GET", "/v1/calls/"+string(id)+"?include=events", nil, nil, &out))
+	return out.Call, out.Events
+}
+
+func TestE2ECallScenarios(t *testing.T) {
+	t.Parallel()
+	e := setupE2E(t, simOptions{})
+	tests := []struct {
+		to       string
+		state    controller.CallState
+		cause    string
+		answered bool
+	}{
+		{"+15550001006", controller.CallCompleted, "NORMAL_CLEARING", true}, // answer, hang up after 2 s
+		{"+15550001003", controller.CallFailed, "USER_BUSY", false},
+		{"+15550001004", controller.CallFailed, "NO_ANSWER", false},
+		{"+15550001007", controller.CallFailed, "CALL_REJECTED", false},
+		{"+15550001008", controller.CallFailed, "UNALLOCATED_NUMBER", false},
+		{"+15550001009", controller.CallCompleted, "NORMAL_CLEARING", true}, // ring 1 s, answer
+	}
+	calls := make([]controller.Call, len(tests))
+	for i, tt := range tests {
+		calls[i] = e.place(t, tt.to)
+		require.Equal(t, controller.CallQueued, calls[i].State)
+	}
+	for i, tt := range tests {
+		t.Run(tt.to[len(tt.to)-4:], func(t *testing.T) {
+			e.w.waitTerminal(t, calls[i].ID)
+			c, events := e.getCall(t, calls[i].ID)
+			require.Equal(t, tt.state, c.State)
+			require.Equal(t, tt.cause, c.HangupCause)
+			require.Equal(t, tt.answered, c.AnsweredAt != nil)
+			if tt.answered {
+				require.Positive(t, c.Billsec, "billsec of an answered call")
+			} else {
+				require.Zero(t, c.Billsec)
+			}
+			require.NotEmpty(t, events)
+			require.Equal(t, controller.CallOriginating, events[0].ToState)
+			require.Equal(t, tt.state, events[len(events)-1].ToState)
+		})
+	}
+}
+
+func TestE2EIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	e := setupE2E(t, simOptions{})
+	body := map[string]any{"to": "+15550001006", "from": "+15550000001"}
+	hdr := map[string]string{"Idempotency-Key": "order-42"}
+	var first, second controller.Call
+	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls", hdr, body, &first))
+	require.Equal(t, http.StatusOK, e.do(t, "POST", "/v1/calls", hdr, body, &second))
+	require.Equal(t, first.ID, second.ID)
+	body["to"] = "+15550001001"
+	var errBody struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	require.Equal(t, http.StatusConflict, e.do(t, "POST", "/v1/calls", hdr, body, &errBody))
+	require.Equal(t, controller.ECONFLICT, errBody.Error.Code)
+
+	e.w.waitTerminal(t, first.ID)
+	var page controller.CallPage
+	require.Equal(t, http.StatusOK, e.do(t, "GET", "/v1/calls", nil, nil, &page))
+	require.Len(t, page.Calls, 1, "one key, one call")
+}
+
+func TestE2ELinkDropMidCall(t *testing.T) {
+	t.Parallel()
+	e := setupE2E(t, simOptions{})
+	e.needSim(t)
+	// 1006 answers and hangs up 2 s (scaled) later; 1005 stays up.
+	short := e.place(t, "+15550001006")
+	long := e.place(t, "+15550001005")
+	e.w.waitFor(t, short.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+	e.w.waitFor(t, long.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+
+	// Cut the link; refuse reconnects until the short call has ended on the
+	// switch, so its hangup events are lost and only reconciliation can
+	// finish it.
+	e.sim.SetRefuseConnections(true)
+	e.sim.DropConnections()
+	e.sim.WaitChannelGone(t.Context(), string(short.ID))
+	e.sim.SetRefuseConnections(false)
+
+	e.w.waitTerminal(t, short.ID)
+	c, _ := e.getCall(t, short.ID)
+	require.Equal(t, controller.CallCompleted, c.State)
+	require.True(t, c.Reconciled)
+
+	// The long call survived the drop and is still tracked: hang it up.
+	var hung controller.Call
+	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(long.ID)+"/hangup", nil, map[string]string{"cause": "NORMAL_CLEARING"}, &hung))
+	e.w.waitTerminal(t, long.ID)
+	c, _ = e.getCall(t, long.ID)
+	require.Equal(t, controller.CallCompleted, c.State)
+	require.False(t, c.Reconciled, "its hangup arrived as events on the new link")
+	require.Positive(t, c.Billsec)
+}
+
+func TestE2ESessionLimit(t *testing.T) {
+	t.Parallel()
+	e := setupE2E(t, simOptions{maxSessions: 2})
+	e.needSim(t)
+	// The simulated switch takes 2 sessions (a loopback call uses two
+	// channels: one call). callgate does not know that limit, so the switch
+	// refuses the second call; the attempt must wait and go through once the
+	// first call ends.
+	first := e.place(t, "+15550001005")
+	e.w.waitFor(t, first.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+	second := e.place(t, "+15550001006")
+	e.sim.WaitRefusals(t.Context(), 1)
+
+	c, events := e.getCall(t, second.ID)
+	require.Equal(t, controller.CallQueued, c.State, "refused attempt is back in the queue, not lost")
+	require.Equal(t, "DESTINATION_OUT_OF_ORDER", events[len(events)-1].Event.HangupCause)
+
+	var sw struct {
+		Switches []controller.SwitchStatus `json:"switches"`
+	}
+	require.Equal(t, http.StatusOK, e.do(t, "GET", "/v1/switches", nil, nil, &sw))
+	require.Len(t, sw.Switches, 1)
+	require.True(t, sw.Switches[0].Connected)
+
+	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(first.ID)+"/hangup", nil, nil, nil))
+	e.w.waitTerminal(t, second.ID)
+	c, _ = e.getCall(t, second.ID)
+	require.Equal(t, controller.CallCompleted, c.State)
+}
+
+func TestE2ECommandInjection(t *testing.T) {
+	t.Parallel()
+	e := setupE2E(t, simOptions{})
+	e.needSim(t)
+	hostile := []string{
+		"x\nbgapi originate loopback/1005/callgate-test &park()",
+		"x}loopback/9999 &park()",
+		"a,origination_uuid=00000000-0000-0000-0000-000000000000",
+		"it's {odd}",
+		"x\r\n\r\napi hupall",
+		"Smith, John & Co",
+		"a b,cg_x=1 loopback/1001 &park()",
+	}
+	for _, name := range hostile {
+		for _, field := range []string{"caller_id_name", "variable"} {
+			body := map[string]any{"to": "+15550001005", "from": "+15550000001"}
+			if field == "caller_id_name" {
+				body["caller_id_name"] = name
+			} else {
+				body["variables"] = map[string]string{"cg_crm_ref": name}
+			}
+			var c controller.Call
+			code := e.do(t, "POST", "/v1/calls", nil, body, &c)
+			if code == http.StatusBadRequest {
+				continue // rejected: nothing reached the switch
+			}
+			require.Equal(t, http.StatusAccepted, code)
+			e.w.waitFor(t, c.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+			ch, ok := e.sim.Channel(string(c.ID))
+			require.True(t, ok, "the channel carries our UUID, not an injected one")
+			if field == "caller_id_name" {
+				require.Equal(t, name, ch.Vars["origination_caller_id_name"])
+			} else {
+				require.Equal(t, name, ch.Vars["cg_crm_ref"])
+			}
+			require.Equal(t, "+15550001005", ch.Dest)
+			require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(c.ID)+"/hangup", nil, nil, nil))
+			e.w.waitTerminal(t, c.ID)
+		}
+	}
+	require.Equal(t, 0, e.sim.HupallCount(), "no injected command ran")
+}

@@ -1,0 +1,80 @@
+package switchsim
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Sim. The zero value is usable: password ClueCon,
+// 1000 sessions, no sessions-per-second limit, real time.
+type Config struct {
+	// Password clients must send with "auth". Empty means FreeSWITCH's
+	// default, ClueCon. (callgate switchsim --password)
+	Password string
+	// MaxSessions is the switch's session limit (FreeSWITCH max-sessions); a
+	// loopback call uses two sessions. Over it, originate fails with
+	// DESTINATION_OUT_OF_ORDER and creates no channel. 0 means 1000.
+	MaxSessions int
+	// MaxSPS is the sessions-per-second budget (FreeSWITCH
+	// sessions-per-second). Originates over it are delayed to the next
+	// simulated second, never refused. 0 means unlimited.
+	MaxSPS int
+	// TimeScale multiplies every behaviour delay, timeout and pacing window:
+	// 1 is real time, 0.01 runs a 60 s ring timeout in 600 ms. Timestamps and
+	// billsec/duration are reported in unscaled (simulated) time. 0 means 1.
+	// Ignored when Clock is set.
+	TimeScale float64
+	// Hostname is reported as FreeSWITCH-Hostname/Switchname. Empty means
+	// "switchsim".
+	Hostname string
+	// Logger receives connection and call logs. Nil discards them.
+	Logger *slog.Logger
+	// Clock overrides the time source, e.g. a ManualClock in tests. Nil means
+	// the wall clock scaled by TimeScale.
+	Clock Clock
+	// WriteTimeout bounds each socket write; a client that does not read for
+	// this long is disconnected. 0 means 5 s.
+	WriteTimeout time.Duration
+}
+
+// Validate reports a configuration the simulator cannot run with.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxSessions < 0:
+		return errors.New("switchsim: MaxSessions must not be negative")
+	case c.MaxSPS < 0:
+		return errors.New("switchsim: MaxSPS must not be negative")
+	case c.TimeScale < 0:
+		return errors.New("switchsim: TimeScale must not be negative")
+	case c.WriteTimeout < 0:
+		return errors.New("switchsim: WriteTimeout must not be negative")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Password == "" {
+		c.Password = "ClueCon"
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = 1000
+	}
+	if c.TimeScale == 0 {
+		c.TimeScale = 1
+	}
+	if c.Hostname == "" {
+		c.Hostname = "switchsim"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = newScaledClock(c.TimeScale)
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	return c
+}

@@ -38,6 +38,11 @@ type Config struct {
 	Switches []SwitchConfig `yaml:"switches"`
 	// Dialer tunes origination.
 	Dialer DialerConfig `yaml:"dialer"`
+	// AllowedVariables are channel variables API clients may set besides
+	// cg_* ones. Never list variables that act on the switch (api_on_answer,
+	// rtp_secure_media, effective_caller_id_number…). Env
+	// CALLGATE_ALLOWED_VARIABLES, comma separated.
+	AllowedVariables []string `yaml:"allowed_variables"`
 }
 
 // SwitchConfig describes one media server.
@@ -146,6 +151,9 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("config: dialer.claim_batch (CALLGATE_CLAIM_BATCH): %q is not a number", v)
 		}
 		cfg.Dialer.ClaimBatch = n
+	}
+	if v := getenv("CALLGATE_ALLOWED_VARIABLES"); v != "" {
+		cfg.AllowedVariables = strings.Split(v, ",")
 	}
 	addr, pw := getenv("CALLGATE_ESL"), getenv("CALLGATE_ESL_PASSWORD")
 	if *esl != "" {

@@ -67,13 +67,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.service, err = dialer.New(dialer.Config{
-		Owner:          m.Config.InstanceID,
-		ClaimBatch:     m.Config.Dialer.ClaimBatch,
-		DefaultTimeout: m.Config.Dialer.DefaultTimeout,
-		LeaseTTL:       m.Config.Dialer.LeaseTTL,
-		Logger:         m.Logger,
-		Registerer:     reg,
-		OnCallUpdate:   m.OnCallUpdate,
+		Owner:            m.Config.InstanceID,
+		ClaimBatch:       m.Config.Dialer.ClaimBatch,
+		DefaultTimeout:   m.Config.Dialer.DefaultTimeout,
+		LeaseTTL:         m.Config.Dialer.LeaseTTL,
+		Logger:           m.Logger,
+		Registerer:       reg,
+		OnCallUpdate:     m.OnCallUpdate,
+		AllowedVariables: m.Config.AllowedVariables,
 	}, store)
 	if err != nil {
 		return err
@@ -88,6 +89,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			MaxSessions:       sc.MaxSessions,
 			MaxCPS:            sc.MaxCPS,
 			HeartbeatInterval: m.Config.Dialer.HeartbeatInterval,
+			AllowedVariables:  m.Config.AllowedVariables,
 			Logger:            m.Logger,
 		}, m.service)
 		if err != nil {
@@ -97,7 +99,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.service.AddSwitch(sw, dialer.SwitchLimits{MaxSessions: sc.MaxSessions, MaxCPS: sc.MaxCPS})
 	}
 	for _, sw := range m.switches {
-		sw.Start(runCtx)
+		if err := sw.Start(runCtx); err != nil {
+			return fmt.Errorf("starting switch %s: %w", sw.Name(), err)
+		}
 	}
 	m.service.Start(runCtx)
 

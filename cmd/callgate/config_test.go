@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "callgate.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+listen: 127.0.0.1:9000
+log_level: debug
+switches:
+  - name: fs1
+    address: 10.0.0.5:8021
+    password: from-file
+    dial_template: sofia/gateway/{trunk}/{number}
+    trunk: carrier
+    max_sessions: 200
+`), 0o600))
+	cfg, err := LoadConfig([]string{"--config", file, "--listen", "127.0.0.1:9100"}, envOf(map[string]string{
+		"CALLGATE_LISTEN":       "127.0.0.1:9050",
+		"CALLGATE_ESL":          "127.0.0.1:8021",
+		"CALLGATE_ESL_PASSWORD": "from-env",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9100", cfg.Listen, "flag beats env beats file")
+	require.Equal(t, "debug", cfg.LogLevel)
+	require.Len(t, cfg.Switches, 1)
+	require.Equal(t, "127.0.0.1:8021", cfg.Switches[0].Address, "env replaces the file's switch of the same name")
+	require.Equal(t, "from-env", cfg.Switches[0].Password)
+	require.Equal(t, 200, cfg.Switches[0].MaxSessions)
+}
+
+func TestLoadConfigErrorsNameTheField(t *testing.T) {
+	t.Parallel()
+	ok := map[string]string{"CALLGATE_ESL": "127.0.0.1:8021", "CALLGATE_ESL_PASSWORD": "s3cret"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range ok {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		env   map[string]string
+		field string
+	}{
+		{map[string]string{}, "switches"},
+		{with("CALLGATE_ESL_PASSWORD", "ClueCon"), "switches[0].password"},
+		{with("CALLGATE_ESL_PASSWORD", ""), "switches[0].password"},
+		{with("CALLGATE_ESL", "nohost"), "switches[0].address"},
+		{with("CALLGATE_DIAL_TEMPLATE", "loopback/1001"), "switches[0].dial_template"},
+		{with("CALLGATE_LISTEN", "8080"), "listen"},
+		{with("CALLGATE_LOG_LEVEL", "loud"), "log_level"},
+		{with("CALLGATE_MIGRATE", "perhaps"), "migrate"},
+		{with("CALLGATE_CLAIM_BATCH", "0"), "dialer.claim_batch"},
+	}
+	for _, tt := range tests {
+		_, err := LoadConfig(nil, envOf(tt.env))
+		require.Error(t, err, tt.field)
+		require.True(t, strings.Contains(err.Error(), tt.field), "%q does not name %s", err, tt.field)
+	}
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("listn: 127.0.0.1:1\n"), 0o600))
+	_, err := LoadConfig([]string{"--config", file}, envOf(ok))
+	require.ErrorContains(t, err, "listn")
+}

@@ -61,7 +61,10 @@ func (c *conn) bgapi(rest, jobUUID string) []byte {
 // BACKGROUND_JOB event. Caller holds s.mu.
 func (s *Sim) finishJob(j *job, body string) {
 	if j.sync != nil {
-		j.sync <- body
+		select {
+		case j.sync <- body:
+		default:
+		}
 		return
 	}
 	if body == "" {
@@ -144,6 +147,7 @@ func (s *Sim) status() string {
 	}
 	b.WriteString("\nFreeSWITCH (Version 1.10.12-release git a88d069 2024-08-02 21:02:27Z 64bit) is ready\n")
 	live := len(s.channels)
+	s.refillSPS()
 	fmt.Fprintf(&b, "%d session(s) since startup\n", s.sessionsTotal)
 	fmt.Fprintf(&b, "%d session(s) - peak %d, last 5min %d \n", live, s.peak.max, s.peak.recent(s.now))
 	fmt.Fprintf(&b, "%d session(s) per Sec out of max %d, peak %d, last 5min %d \n",
@@ -316,6 +320,7 @@ func (s *Sim) hupall(arg string) string {
 	}
 	s.lock()
 	defer s.unlock()
+	s.hupalls++
 	chans := make([]*channel, 0, len(s.channels))
 	for _, ch := range s.channels {
 		if len(f) >= 3 && ch.vars.get(f[1]) != f[2] {

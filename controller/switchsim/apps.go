@@ -24,11 +24,10 @@ type appRun struct {
 	origin   appOrigin
 	loops    int // sendmsg "loops"
 	loop     int
-	response string       // Application-Response
-	started  time.Time    // for playback
+	response string        // Application-Response
+	started  time.Time     // for playback
 	length   time.Duration // for playback
 	pg       *pagd
-	fromESL  bool
 }
 
 // defaultPromptLength is how long a sound file the simulator cannot size
@@ -93,10 +92,7 @@ func (s *Sim) execute(ch *channel, run *appRun) bool {
 		s.hangupChannel(ch, cause, false)
 		return false
 	case "park":
-		if ch.visible() {
-			ch.parked = true
-			s.emitChannel(ch, "CHANNEL_PARK")
-		}
+		s.emitChannel(ch, "CHANNEL_PARK")
 		return false
 	case "echo":
 		return false
@@ -217,8 +213,7 @@ func (s *Sim) finishApps(ch *channel) {
 	for len(ch.apps) > 0 {
 		run := ch.apps[len(ch.apps)-1]
 		switch {
-		case run.name == "park" && ch.visible():
-			ch.parked = false
+		case run.name == "park":
 			s.emitChannel(ch, "CHANNEL_UNPARK")
 		case run.pg != nil:
 			s.pagdAbort(ch, run)

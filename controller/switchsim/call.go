@@ -1,6 +1,8 @@
 package switchsim
 
 import (
+	"context"
+	"log/slog"
 	"strconv"
 	"time"
 )
@@ -36,6 +38,8 @@ func (s *Sim) newChannel(kind legKind, uuid, name string) *channel {
 // callee's behaviour. Caller holds s.mu.
 func (s *Sim) startCall(sp *originateSpec) {
 	if s.channels[sp.uuid] != nil || len(s.channels)+sp.sessions() > s.maxSessions {
+		s.refusals++
+		s.wake()
 		s.finishJob(sp.job, "-ERR DESTINATION_OUT_OF_ORDER\n")
 		return
 	}
@@ -44,7 +48,9 @@ func (s *Sim) startCall(sp *originateSpec) {
 		c.app = "park" // an extension: the callgate context parks it
 	}
 	sc := ScenarioFor(sp.number)
-	s.log.Debug("switchsim: originate", "uuid", sp.uuid, "number", maskNumber(sp.number), "scenario", sc.Name)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("switchsim: originate", "uuid", sp.uuid, "number", maskNumber(sp.number), "scenario", sc.Name)
+	}
 	// Like switch_ivr_originate, the ring timeout counts whole seconds of the
 	// clock: it expires when the second the originate started in plus the
 	// timeout is reached. It is armed before the callee starts so that it
@@ -266,7 +272,6 @@ func (s *Sim) originateAnswered(c *call) {
 	a.hitDialplan = true
 	a.setState("CS_EXECUTE", 4)
 	s.reportOriginate(c, "+OK "+a.uuid+"\n")
-	a.inlineExtension = true
 	if s.execute(a, &appRun{name: c.app, data: c.appData, uuid: newUUID(), origin: originInline}) {
 		s.hangupChannel(a, "NORMAL_CLEARING", false)
 		return
@@ -343,6 +348,7 @@ func (s *Sim) destroy(ch *channel) {
 	s.emitChannel(ch, "CHANNEL_DESTROY")
 	ch.destroyed = true
 	delete(s.channels, ch.uuid)
+	s.wake()
 }
 
 // deliverDTMF queues digits the far side sent; a running

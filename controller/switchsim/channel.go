@@ -104,31 +104,29 @@ type channel struct {
 	prof        profile
 	vars        varList
 
-	created         time.Time
-	answered        time.Time
-	progress        time.Time
-	progressMedia   time.Time
-	hungupAt        time.Time
-	showHangupTime  bool // Caller-Channel-Hangup-Time is reported from HANGUP_COMPLETE on
-	hangupCause     string
-	hungup          bool
-	destroyed       bool
-	hangupBySwitch  bool // we ended a SIP call (BYE/CANCEL) rather than the far end
-	sipProfile      string
-	sipHost         string
-	gateway         string
-	parked          bool
-	apps            []*appRun // running applications, outermost first
-	pending         []*appRun // sendmsg applications waiting to run
-	script          []Step    // dialplan the channel runs (callee legs, inbound calls)
-	pc              int
-	timer           Timer
-	dtmfQueue       []byte
-	digitsDialed    []byte
-	recordings      []*recording
-	lastApp         string
-	lastArg         string
-	inlineExtension bool // the a-leg runs its originate &app(); when it ends, hang up
+	created        time.Time
+	answered       time.Time
+	progress       time.Time
+	progressMedia  time.Time
+	hungupAt       time.Time
+	showHangupTime bool // Caller-Channel-Hangup-Time is reported from HANGUP_COMPLETE on
+	hangupCause    string
+	hungup         bool
+	destroyed      bool
+	hangupBySwitch bool // we ended a SIP call (BYE/CANCEL) rather than the far end
+	sipProfile     string
+	sipHost        string
+	gateway        string
+	apps           []*appRun // running applications, outermost first
+	pending        []*appRun // sendmsg applications waiting to run
+	script         []Step    // dialplan the channel runs (callee legs, inbound calls)
+	pc             int
+	timer          Timer
+	dtmfQueue      []byte
+	digitsDialed   []byte
+	recordings     []*recording
+	lastApp        string
+	lastArg        string
 }
 
 func (ch *channel) visible() bool { return ch.kind != legRemote }

@@ -218,3 +218,49 @@ func newSim(t testing.TB, cfg Config) *Sim {
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
+
+// manualSim starts a simulator driven by a ManualClock.
+func manualSim(t testing.TB, cfg Config) (*Sim, *ManualClock) {
+	t.Helper()
+	clock := NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	cfg.Clock = clock
+	return newSim(t, cfg), clock
+}
+
+// originate sends a bgapi originate for number with a fixed UUID and
+// returns the Job-UUID.
+func (c *client) originate(uuid, endpoint string) string {
+	c.t.Helper()
+	f := c.command("bgapi originate {origination_uuid=" + uuid + ",origination_caller_id_number=4000}" + endpoint + " &park()")
+	require.Equal(c.t, "command/reply", f.contentType())
+	job := f.get("Job-UUID")
+	require.NotEmpty(c.t, job, f.raw)
+	return job
+}
+
+// names returns the event names of frames of one channel.
+func names(evs []wireFrame) []string {
+	out := make([]string, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, e.eventName())
+	}
+	return out
+}
+
+// collectUntil reads events until stop matches (inclusive) and returns
+// those of the channel uuid (all when uuid is "").
+func (c *client) collectUntil(uuid string, stop func(wireFrame) bool) []wireFrame {
+	c.t.Helper()
+	var out []wireFrame
+	for {
+		f := c.event()
+		if uuid == "" || f.field("Unique-ID") == uuid {
+			out = append(out, f)
+		}
+		if stop(f) {
+			return out
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -389,7 +389,7 @@ func (s *Sim) sendmsg(cmd Command) string {
 		if appUUID == "" {
 			appUUID = newUUID()
 		}
-		s.queueApp(ch, &appRun{name: name, data: arg, uuid: appUUID, loops: loops, fromESL: true})
+		s.queueApp(ch, &appRun{name: name, data: arg, uuid: appUUID, loops: loops})
 	case "hangup":
 		cause := cmd.Header("hangup-cause")
 		if _, ok := causeCodes[cause]; !ok {

@@ -58,10 +58,13 @@ func (c Config) withDefaults() Config {
 	if c.Password == "" {
 		c.Password = "ClueCon"
 	}
-	if c.MaxSessions == 0 {
+	if c.MaxSessions <= 0 {
 		c.MaxSessions = 1000
 	}
-	if c.TimeScale == 0 {
+	if c.MaxSPS < 0 {
+		c.MaxSPS = 0
+	}
+	if c.TimeScale <= 0 {
 		c.TimeScale = 1
 	}
 	if c.Hostname == "" {
@@ -73,7 +76,7 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = newScaledClock(c.TimeScale)
 	}
-	if c.WriteTimeout == 0 {
+	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Second
 	}
 	return c

@@ -78,6 +78,11 @@ func (c *conn) pushEvent(b []byte, dropAfter int) {
 		return
 	}
 	if c.holding > 0 {
+		if len(c.held) >= maxQueuedEvents && c.cut < 0 {
+			c.cut = len(c.out) // fallen too far behind: cut, like FreeSWITCH
+			c.signal()
+			return
+		}
 		c.held = append(c.held, b)
 		return
 	}
@@ -196,8 +201,9 @@ func (c *conn) writeLoop() {
 			c.abort()
 			return
 		}
+		spare = nil
 		if cap(buf) <= 1<<20 {
-			spare = buf[:0]
+			spare = buf[:0] // c.out now uses the other buffer: the two never alias
 		}
 		if closeAfter {
 			c.mu.Lock()
@@ -205,8 +211,10 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			if empty {
 				c.mu.Lock()
-				c.dead = true
-				close(c.quit)
+				if !c.dead {
+					c.dead = true
+					close(c.quit)
+				}
 				c.mu.Unlock()
 				_ = c.nc.Close()
 				return

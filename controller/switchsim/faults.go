@@ -86,7 +86,6 @@ func (s *Sim) Burst(n int) {
 func (s *Sim) StartForeignChannel(number string) string {
 	s.lock()
 	defer s.unlock()
-	s.foreignSeq++
 	ch := s.newChannel(legInbound, newUUID(), "sofia/external/"+number+"@192.0.2.10")
 	ch.number = number
 	ch.direction = "inbound"

@@ -16,6 +16,7 @@ import (
 // goroutine per call. Its methods are safe for concurrent use.
 type Sim struct {
 	cfg      Config
+	cfgErr   error // from Config.Validate, reported by Listen
 	log      *slog.Logger
 	clock    Clock
 	coreUUID string
@@ -40,7 +41,10 @@ type Sim struct {
 	faults        Faults
 	closed        bool
 	heartbeat     Timer
-	foreignSeq    int
+	changed       chan struct{} // closed when channels go away or originates are refused
+	refusals      int
+	hupalls       int
+	refuseConns   bool
 
 	ln net.Listener
 	wg sync.WaitGroup
@@ -49,13 +53,16 @@ type Sim struct {
 // New returns a simulator with the given configuration; it serves clients
 // once Listen is called. Call Close to stop it.
 func New(cfg Config) *Sim {
+	cfgErr := cfg.Validate()
 	cfg = cfg.withDefaults()
 	s := &Sim{
 		cfg:         cfg,
+		cfgErr:      cfgErr,
 		log:         cfg.Logger,
 		clock:       cfg.Clock,
 		coreUUID:    newUUID(),
 		done:        make(chan struct{}),
+		changed:     make(chan struct{}),
 		channels:    map[string]*channel{},
 		maxSessions: cfg.MaxSessions,
 	}
@@ -69,20 +76,24 @@ func New(cfg Config) *Sim {
 }
 
 // Listen binds addr (e.g. "127.0.0.1:0") and serves ESL clients in the
-// background. Returns the configuration or bind error.
+// background. Returns the configuration error, the bind error, ErrClosed
+// after Close, or an error if already listening.
 func (s *Sim) Listen(addr string) error {
-	if err := s.cfg.Validate(); err != nil {
-		return err
+	if s.cfgErr != nil {
+		return s.cfgErr
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("switchsim: listening on %s: %w", addr, err)
 	}
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.ln != nil {
 		s.mu.Unlock()
 		_ = ln.Close()
-		return errors.New("switchsim: closed")
+		if s.closed {
+			return ErrClosed
+		}
+		return errors.New("switchsim: already listening")
 	}
 	s.ln = ln
 	s.mu.Unlock()
@@ -168,6 +179,12 @@ func (s *Sim) acceptLoop(ln net.Listener) {
 			s.mu.Unlock()
 			_ = nc.Close()
 			return
+		}
+		if s.refuseConns {
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go s.reject(nc)
+			continue
 		}
 		s.conns = append(s.conns, c)
 		s.mu.Unlock()
@@ -322,11 +339,22 @@ type ChannelInfo struct {
 	State     string // e.g. CS_EXECUTE
 	CallState string // DOWN, RINGING, ACTIVE
 	Answered  bool
-	Number    string // the dialled number (callee digits)
-	Foreign   bool   // not originated over ESL (StartForeignChannel)
-	Created   time.Time
+	Dest      string            // the dialled number as given in the dial string
+	Foreign   bool              // not originated over ESL (StartForeignChannel)
+	Created   time.Time         // simulated time
+	Vars      map[string]string // channel variables (origination_caller_id_name, cg_*, …)
 
 	order uint64
+}
+
+func (ch *channel) info() ChannelInfo {
+	vars := make(map[string]string, len(ch.vars))
+	for _, v := range ch.vars {
+		vars[v.hname[len("variable_"):]] = v.value
+	}
+	return ChannelInfo{UUID: ch.uuid, Name: ch.name, Direction: ch.direction, State: ch.state,
+		CallState: ch.callState, Answered: !ch.answered.IsZero(), Dest: ch.number,
+		Foreign: ch.kind == legInbound, Created: ch.created, Vars: vars, order: ch.order}
 }
 
 // ChannelCount returns the number of live channels (a loopback call has two).
@@ -342,12 +370,21 @@ func (s *Sim) Channels() []ChannelInfo {
 	defer s.mu.Unlock()
 	out := make([]ChannelInfo, 0, len(s.channels))
 	for _, ch := range s.channels {
-		out = append(out, ChannelInfo{UUID: ch.uuid, Name: ch.name, Direction: ch.direction,
-			State: ch.state, CallState: ch.callState, Answered: !ch.answered.IsZero(),
-			Number: ch.number, Foreign: ch.kind == legInbound, Created: ch.created, order: ch.order})
+		out = append(out, ch.info())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].order < out[j].order })
 	return out
+}
+
+// Channel returns the live channel with the UUID; false if there is none.
+func (s *Sim) Channel(uuid string) (ChannelInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.channels[uuid]
+	if ch == nil {
+		return ChannelInfo{}, false
+	}
+	return ch.info(), true
 }
 
 // Originated returns how many originate commands (api and bgapi) the

@@ -1,0 +1,64 @@
+// Package switchsim is a simulated FreeSWITCH 1.10 that speaks the Event
+// Socket (ESL) protocol byte for byte like the real one, for tests and demos
+// of callgate's FreeSWITCH driver, which connects to it over real TCP.
+//
+//	s := switchsim.New(switchsim.Config{Password: "secret", TimeScale: 0.01})
+//	if err := s.Listen("127.0.0.1:8021"); err != nil { … }
+//	defer s.Close()
+//
+// # What it speaks
+//
+// Inbound ESL as mod_event_socket does it: auth, event plain|json|xml,
+// nixevent, noevents, filter (add/delete, negative and /regex/ values),
+// api, bgapi (with Job-UUID and BACKGROUND_JOB), sendmsg (execute and
+// hangup, with loops, event-lock, Event-UUID, a Content-Length body) and
+// exit. Commands may end in "\n\n" or "\r\n\r\n".
+//
+// API commands: status, show channels|calls [as json], originate,
+// uuid_kill, uuid_exists, uuid_record start|stop|mask|unmask, uuid_getvar,
+// uuid_setvar, hupall, fsctl max_sessions|sps, version, hostname.
+//
+// Endpoints: loopback/<number>[/<context>] (two channels, the -a leg
+// callgate controls and the -b leg that runs the callee),
+// sofia/gateway/<gateway>/<number> and sofia/<profile>/<number>[@host] (one
+// channel; the far end is simulated), and error/<CAUSE> (fails at once).
+// The last four digits of the number choose the callee's behaviour
+// (Scenarios, and dialplans/SCENARIOS.md).
+//
+// Events have the header set and order of FreeSWITCH 1.10.12 as captured
+// in shared/fixtures/freeswitch; TestFixtureReplay replays those sessions
+// against the simulator and compares the bytes.
+//
+// # Time
+//
+// Behaviour runs on a Clock in simulated time: Config.TimeScale slows or
+// speeds the wall clock (0.01 runs a 60 s ring timeout in 600 ms) and a
+// ManualClock lets tests step time. Timestamps and CDR durations are in
+// simulated time, so an answered 1 s call reports billsec 1 at any scale.
+//
+// # Where it deliberately differs from FreeSWITCH
+//
+//   - Digits the callee sends while the controlled leg only parks wait in
+//     its DTMF queue for the next play_and_get_digits; a real park would
+//     consume and drop them. This keeps fast-clock tests from depending on
+//     how quickly the client sends the prompt.
+//   - Only the channel events of the calls it models are produced: no
+//     CHANNEL_STATE, CHANNEL_CALLSTATE, CHANNEL_DATA, REQUEST_PARAMS or
+//     custom events. HEARTBEAT comes every 20 s of simulated time; its
+//     headers and the XML event format are not covered by a capture.
+//   - SIP channels carry a reduced, synthetic set of SIP and RTP variables
+//     (shape checked against a capture, values invented) and always report
+//     variable_sip_term_status.
+//   - A loopback call needs two free sessions or is refused whole.
+//   - Sessions per second: over budget, an originate waits for the next
+//     simulated second (FreeSWITCH 1.10 delays too); "fsctl sps" changes the
+//     budget from the next second on. A duplicate origination_uuid fails
+//     with DESTINATION_OUT_OF_ORDER, like the session limit.
+//   - sendmsg applications run when the channel is parked or idle, queued
+//     behind each other; applications the simulator does not model
+//     complete at once. Prompts last as long as a tone_stream:// or
+//     silence_stream:// says, any other file one second.
+//   - Times are UTC (Event-Date-Local equals GMT); status reports fixed CPU
+//     and stack figures; userauth, myevents, linger and log are not
+//     implemented.
+package switchsim

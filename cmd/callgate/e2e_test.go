@@ -242,7 +242,7 @@ func TestE2ELinkDropMidCall(t *testing.T) {
 	// finish it.
 	e.sim.SetRefuseConnections(true)
 	e.sim.DropConnections()
-	e.sim.WaitChannelGone(t.Context(), string(short.ID))
+	require.NoError(t, e.sim.WaitChannelGone(t.Context(), string(short.ID)))
 	e.sim.SetRefuseConnections(false)
 
 	e.w.waitTerminal(t, short.ID)
@@ -271,7 +271,8 @@ func TestE2ESessionLimit(t *testing.T) {
 	first := e.place(t, "+15550001005")
 	e.w.waitFor(t, first.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
 	second := e.place(t, "+15550001006")
-	e.sim.WaitRefusals(t.Context(), 1)
+	require.NoError(t, e.sim.WaitRefusals(t.Context(), 1))
+	e.w.waitFor(t, second.ID, "requeued", func(c controller.Call) bool { return c.State == controller.CallQueued })
 
 	c, events := e.getCall(t, second.ID)
 	require.Equal(t, controller.CallQueued, c.State, "refused attempt is back in the queue, not lost")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,7 +106,14 @@ func (e *e2e) do(t *testing.T, method, path string, headers map[string]string, b
 func (e *e2e) place(t *testing.T, to string) controller.Call {
 	t.Helper()
 	var c controller.Call
-	code := e.do(t, "POST", "/v1/calls", nil, map[string]any{"to": to, "from": "+15550000001", "timeout_seconds": 2}, &c)
+	// FreeSWITCH counts originate_timeout in whole clock seconds from the
+	// second the originate began, so a 2 s timeout can fire after 1.0x s:
+	// only the never-answering callee gets a short one.
+	timeout := 10
+	if strings.HasSuffix(to, "1004") {
+		timeout = 2
+	}
+	code := e.do(t, "POST", "/v1/calls", nil, map[string]any{"to": to, "from": "+15550000001", "timeout_seconds": timeout}, &c)
 	require.Equal(t, http.StatusAccepted, code)
 	return c
 }

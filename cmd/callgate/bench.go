@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +29,21 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	dsn := fs.String("database-url", getenv("CALLGATE_DATABASE_URL"), "PostgreSQL URL (CALLGATE_DATABASE_URL)")
 	number := fs.String("number", "+15550009999", "number to dial; switchsim answers it, holds 1 s (scaled) and hangs up")
 	scale := fs.Float64("time-scale", 0.01, "switchsim time scale")
+	template := fs.String("dial-template", "sofia/gateway/{trunk}/{number}", "endpoint template; loopback/{number}/callgate-test doubles the events (two legs per call)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *calls < 1 || *workers < 1 {
 		return errors.New("bench: --calls and --concurrency must be positive")
@@ -49,7 +64,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.LogLevel = "error"
 	cfg.Dialer.ClaimBatch = 256
 	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
-		DialTemplate: "loopback/{number}/callgate-test"}}
+		DialTemplate: *template, Trunk: "carrier"}}
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
 	if err := m.Run(ctx); err != nil {
 		return err

@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/calltest"
 	"github.com/callgate/callgate/controller/postgres/pgtest"
 	"github.com/callgate/callgate/controller/switchsim"
 	"github.com/stretchr/testify/require"
@@ -30,7 +30,7 @@ type e2e struct {
 	m    *Main
 	sim  *switchsim.Sim // nil against a real switch
 	base string
-	w    *callWatcher
+	w    *calltest.Watcher
 }
 
 type simOptions struct {
@@ -56,8 +56,8 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
 	cfg.Switches = []SwitchConfig{{Name: "fs1", Kind: "freeswitch", Address: addr, Password: password,
 		DialTemplate: "loopback/{number}/callgate-test", MaxSessions: opts.configLimit}}
-	w := newCallWatcher()
-	m := &Main{Config: cfg, Logger: testLogger(t), OnCallUpdate: w.observe}
+	w := calltest.New(30 * time.Second)
+	m := &Main{Config: cfg, Logger: testLogger(t), OnCallUpdate: w.Observe}
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
 	return &e2e{m: m, sim: sim, base: "http://" + m.Addr(), w: w}
@@ -118,50 +118,6 @@ func (e *e2e) place(t *testing.T, to string) controller.Call {
 	return c
 }
 
-// callWatcher lets a test wait for a call's persisted state without polling.
-type callWatcher struct {
-	mu      sync.Mutex
-	last    map[controller.CallID]controller.Call
-	changed chan struct{}
-}
-
-func newCallWatcher() *callWatcher {
-	return &callWatcher{last: map[controller.CallID]controller.Call{}, changed: make(chan struct{}, 1)}
-}
-
-func (w *callWatcher) observe(c controller.Call) {
-	w.mu.Lock()
-	w.last[c.ID] = c
-	w.mu.Unlock()
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (w *callWatcher) waitFor(t *testing.T, id controller.CallID, what string, ok func(controller.Call) bool) {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		w.mu.Lock()
-		c, seen := w.last[id]
-		w.mu.Unlock()
-		if seen && ok(c) {
-			return
-		}
-		select {
-		case <-w.changed:
-		case <-deadline:
-			t.Fatalf("call %s never became %s; last seen %+v", id, what, c)
-		}
-	}
-}
-
-func (w *callWatcher) waitTerminal(t *testing.T, id controller.CallID) {
-	t.Helper()
-	w.waitFor(t, id, "ended", func(c controller.Call) bool { return c.State.Terminal() })
-}
-
 // getCall reads the call back through the API.
 func (e *e2e) getCall(t *testing.T, id controller.CallID) (controller.Call, []controller.CallEventRecord) {
 	t.Helper()
@@ -196,7 +152,7 @@ func TestE2ECallScenarios(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.to[len(tt.to)-4:], func(t *testing.T) {
-			e.w.waitTerminal(t, calls[i].ID)
+			e.w.WaitTerminal(t, calls[i].ID)
 			c, events := e.getCall(t, calls[i].ID)
 			require.Equal(t, tt.state, c.State)
 			require.Equal(t, tt.cause, c.HangupCause)
@@ -229,7 +185,7 @@ func TestE2EIdempotencyKey(t *testing.T) {
 	require.Equal(t, http.StatusConflict, e.do(t, "POST", "/v1/calls", hdr, body, &errBody))
 	require.Equal(t, controller.ECONFLICT, errBody.Error.Code)
 
-	e.w.waitTerminal(t, first.ID)
+	e.w.WaitTerminal(t, first.ID)
 	var page controller.CallPage
 	require.Equal(t, http.StatusOK, e.do(t, "GET", "/v1/calls", nil, nil, &page))
 	require.Len(t, page.Calls, 1, "one key, one call")
@@ -242,8 +198,8 @@ func TestE2ELinkDropMidCall(t *testing.T) {
 	// 1006 answers and hangs up 2 s (scaled) later; 1005 stays up.
 	short := e.place(t, "+15550001006")
 	long := e.place(t, "+15550001005")
-	e.w.waitFor(t, short.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
-	e.w.waitFor(t, long.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+	e.w.WaitFor(t, short.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+	e.w.WaitFor(t, long.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
 
 	// Cut the link; refuse reconnects until the short call has ended on the
 	// switch, so its hangup events are lost and only reconciliation can
@@ -253,7 +209,7 @@ func TestE2ELinkDropMidCall(t *testing.T) {
 	require.NoError(t, e.sim.WaitChannelGone(t.Context(), string(short.ID)))
 	e.sim.SetRefuseConnections(false)
 
-	e.w.waitTerminal(t, short.ID)
+	e.w.WaitTerminal(t, short.ID)
 	c, _ := e.getCall(t, short.ID)
 	require.Equal(t, controller.CallCompleted, c.State)
 	require.True(t, c.Reconciled)
@@ -261,7 +217,7 @@ func TestE2ELinkDropMidCall(t *testing.T) {
 	// The long call survived the drop and is still tracked: hang it up.
 	var hung controller.Call
 	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(long.ID)+"/hangup", nil, map[string]string{"cause": "NORMAL_CLEARING"}, &hung))
-	e.w.waitTerminal(t, long.ID)
+	e.w.WaitTerminal(t, long.ID)
 	c, _ = e.getCall(t, long.ID)
 	require.Equal(t, controller.CallCompleted, c.State)
 	require.False(t, c.Reconciled, "its hangup arrived as events on the new link")
@@ -277,10 +233,10 @@ func TestE2ESessionLimit(t *testing.T) {
 	// refuses the second call; the attempt must wait and go through once the
 	// first call ends.
 	first := e.place(t, "+15550001005")
-	e.w.waitFor(t, first.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+	e.w.WaitFor(t, first.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
 	second := e.place(t, "+15550001006")
 	require.NoError(t, e.sim.WaitRefusals(t.Context(), 1))
-	e.w.waitFor(t, second.ID, "requeued", func(c controller.Call) bool { return c.State == controller.CallQueued })
+	e.w.WaitFor(t, second.ID, "requeued", func(c controller.Call) bool { return c.State == controller.CallQueued })
 
 	c, events := e.getCall(t, second.ID)
 	require.Equal(t, controller.CallQueued, c.State, "refused attempt is back in the queue, not lost")
@@ -294,7 +250,7 @@ func TestE2ESessionLimit(t *testing.T) {
 	require.True(t, sw.Switches[0].Connected)
 
 	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(first.ID)+"/hangup", nil, nil, nil))
-	e.w.waitTerminal(t, second.ID)
+	e.w.WaitTerminal(t, second.ID)
 	c, _ = e.getCall(t, second.ID)
 	require.Equal(t, controller.CallCompleted, c.State)
 }
@@ -326,7 +282,7 @@ func TestE2ECommandInjection(t *testing.T) {
 				continue // rejected: nothing reached the switch
 			}
 			require.Equal(t, http.StatusAccepted, code)
-			e.w.waitFor(t, c.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+			e.w.WaitFor(t, c.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
 			ch, ok := e.sim.Channel(string(c.ID))
 			require.True(t, ok, "the channel carries our UUID, not an injected one")
 			if field == "caller_id_name" {
@@ -336,7 +292,7 @@ func TestE2ECommandInjection(t *testing.T) {
 			}
 			require.Equal(t, "+15550001005", ch.Dest)
 			require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(c.ID)+"/hangup", nil, nil, nil))
-			e.w.waitTerminal(t, c.ID)
+			e.w.WaitTerminal(t, c.ID)
 		}
 	}
 	require.Equal(t, 0, e.sim.HupallCount(), "no injected command ran")

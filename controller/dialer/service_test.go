@@ -8,69 +8,25 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/calltest"
 	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
-// watcher collects every persisted call change and lets a test wait, with a
-// deadline, for a call to reach a condition.
-type watcher struct {
-	mu      sync.Mutex
-	last    map[controller.CallID]controller.Call
-	changed chan struct{}
-}
-
-func newWatcher() *watcher {
-	return &watcher{last: map[controller.CallID]controller.Call{}, changed: make(chan struct{}, 1)}
-}
-
-func (w *watcher) observe(c controller.Call) {
-	w.mu.Lock()
-	w.last[c.ID] = c
-	w.mu.Unlock()
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (w *watcher) waitFor(t *testing.T, id controller.CallID, what string, ok func(controller.Call) bool) controller.Call {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		w.mu.Lock()
-		c, seen := w.last[id]
-		w.mu.Unlock()
-		if seen && ok(c) {
-			return c
-		}
-		select {
-		case <-w.changed:
-		case <-deadline:
-			t.Fatalf("call %s never became %s; last seen %+v", id, what, c)
-		}
-	}
-}
-
-func (w *watcher) waitState(t *testing.T, id controller.CallID, s controller.CallState) controller.Call {
-	t.Helper()
-	return w.waitFor(t, id, string(s), func(c controller.Call) bool { return c.State == s })
-}
-
 type bundle struct {
 	svc   *dialer.Service
 	sw    *fakeSwitch
 	store controller.CallStore
-	w     *watcher
+	w     *calltest.Watcher
 }
 
 func setup(t *testing.T, limits dialer.SwitchLimits, tweak ...func(*dialer.Config, *fakeSwitch)) *bundle {
 	t.Helper()
 	store := pgtest.New(t)
-	w := newWatcher()
+	w := calltest.New(10 * time.Second)
 	sw := newFakeSwitch("fs1")
-	cfg := dialer.Config{Owner: "test-" + t.Name(), PollInterval: 50 * time.Millisecond, RefusalDelay: time.Millisecond, OnCallUpdate: w.observe}
+	cfg := dialer.Config{Owner: "test-" + t.Name(), PollInterval: 50 * time.Millisecond, RefusalDelay: time.Millisecond, OnCallUpdate: w.Observe}
 	for _, f := range tweak {
 		f(&cfg, sw)
 	}
@@ -101,7 +57,7 @@ func TestCallOutcomes(t *testing.T) {
 	answered := b.call(t, "+15550001001")
 	busy := b.call(t, "+15550001003")
 
-	got := b.w.waitState(t, answered.ID, controller.CallCompleted)
+	got := b.w.WaitState(t, answered.ID, controller.CallCompleted)
 	require.Equal(t, 3, got.Billsec)
 	require.Equal(t, "NORMAL_CLEARING", got.HangupCause)
 	stored, err := b.svc.GetCall(ctx, "", answered.ID)
@@ -117,7 +73,7 @@ func TestCallOutcomes(t *testing.T) {
 	}
 	require.Equal(t, []controller.CallState{controller.CallOriginating, controller.CallRinging, controller.CallAnswered, controller.CallCompleted}, path)
 
-	got = b.w.waitState(t, busy.ID, controller.CallFailed)
+	got = b.w.WaitState(t, busy.ID, controller.CallFailed)
 	require.Equal(t, "USER_BUSY", got.HangupCause)
 }
 
@@ -125,7 +81,7 @@ func TestSessionLimitKeepsAttemptsQueued(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{MaxSessions: 1})
 	first := b.call(t, "+15550001005") // answers and stays up
-	b.w.waitState(t, first.ID, controller.CallAnswered)
+	b.w.WaitState(t, first.ID, controller.CallAnswered)
 	second := b.call(t, "+15550001005")
 
 	// The second call must wait in the queue while the first holds the only
@@ -135,8 +91,8 @@ func TestSessionLimitKeepsAttemptsQueued(t *testing.T) {
 	require.Equal(t, controller.CallQueued, c.State)
 
 	b.sw.end(first.ID, true)
-	b.w.waitState(t, first.ID, controller.CallCompleted)
-	b.w.waitState(t, second.ID, controller.CallAnswered)
+	b.w.WaitState(t, first.ID, controller.CallCompleted)
+	b.w.WaitState(t, second.ID, controller.CallAnswered)
 	require.Equal(t, 1, b.sw.originateCount(second.ID))
 	b.sw.mu.Lock()
 	defer b.sw.mu.Unlock()
@@ -147,7 +103,7 @@ func TestSwitchRefusalRequeues(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{}, func(_ *dialer.Config, sw *fakeSwitch) { sw.refuseNext = 2 })
 	c := b.call(t, "+15550001001")
-	got := b.w.waitState(t, c.ID, controller.CallCompleted)
+	got := b.w.WaitState(t, c.ID, controller.CallCompleted)
 	require.Equal(t, 3, b.sw.originateCount(c.ID), "two refusals, then dialled")
 	require.Equal(t, "NORMAL_CLEARING", got.HangupCause)
 }
@@ -156,7 +112,7 @@ func TestRefusalsEventuallyFail(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{}, func(cfg *dialer.Config, sw *fakeSwitch) { cfg.MaxRefusals = 2; sw.refuseNext = 100 })
 	c := b.call(t, "+15550001001")
-	got := b.w.waitState(t, c.ID, controller.CallFailed)
+	got := b.w.WaitState(t, c.ID, controller.CallFailed)
 	require.Equal(t, "DESTINATION_OUT_OF_ORDER", got.HangupCause)
 	require.Equal(t, 3, b.sw.originateCount(c.ID))
 }
@@ -165,7 +121,7 @@ func TestNotSentIsRetriedAmbiguousIsNot(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{}, func(_ *dialer.Config, sw *fakeSwitch) { sw.notSentNext = 1 })
 	c := b.call(t, "+15550001001")
-	b.w.waitState(t, c.ID, controller.CallCompleted)
+	b.w.WaitState(t, c.ID, controller.CallCompleted)
 	require.Equal(t, 2, b.sw.originateCount(c.ID))
 	require.Equal(t, c.ID, <-b.sw.sent)
 
@@ -177,7 +133,7 @@ func TestNotSentIsRetriedAmbiguousIsNot(t *testing.T) {
 	// The link comes back; the switch has no such channel: the call failed
 	// somewhere callgate could not see, and it must never be sent again.
 	b.sw.reconnect()
-	got := b.w.waitState(t, amb.ID, controller.CallFailed)
+	got := b.w.WaitState(t, amb.ID, controller.CallFailed)
 	require.True(t, got.Reconciled)
 	require.Equal(t, 1, b.sw.originateCount(amb.ID))
 }
@@ -187,17 +143,17 @@ func TestReconcileAfterLinkDrop(t *testing.T) {
 	b := setup(t, dialer.SwitchLimits{})
 	up := b.call(t, "+15550001005")      // answered, stays up
 	ringing := b.call(t, "+15550001009") // ringing
-	b.w.waitState(t, up.ID, controller.CallAnswered)
-	b.w.waitState(t, ringing.ID, controller.CallRinging)
+	b.w.WaitState(t, up.ID, controller.CallAnswered)
+	b.w.WaitState(t, ringing.ID, controller.CallRinging)
 
 	// Both end while the link is down: their hangup events are lost.
 	b.sw.end(up.ID, false)
 	b.sw.end(ringing.ID, false)
 	b.sw.reconnect()
 
-	got := b.w.waitState(t, up.ID, controller.CallCompleted)
+	got := b.w.WaitState(t, up.ID, controller.CallCompleted)
 	require.True(t, got.Reconciled)
-	got = b.w.waitState(t, ringing.ID, controller.CallFailed)
+	got = b.w.WaitState(t, ringing.ID, controller.CallFailed)
 	require.True(t, got.Reconciled)
 }
 
@@ -205,10 +161,10 @@ func TestRestartAdoptsInFlightCalls(t *testing.T) {
 	t.Parallel()
 	store := pgtest.New(t)
 	ctx := context.Background()
-	w := newWatcher()
+	w := calltest.New(10 * time.Second)
 	start := func(owner string) (*dialer.Service, *fakeSwitch, context.CancelFunc) {
 		sw := newFakeSwitch("fs1")
-		svc, err := dialer.New(dialer.Config{Owner: owner, PollInterval: 20 * time.Millisecond, LeaseTTL: time.Second, OnCallUpdate: w.observe}, store)
+		svc, err := dialer.New(dialer.Config{Owner: owner, PollInterval: 20 * time.Millisecond, LeaseTTL: time.Second, OnCallUpdate: w.Observe}, store)
 		require.NoError(t, err)
 		sw.sink = svc
 		svc.AddSwitch(sw, dialer.SwitchLimits{})
@@ -219,7 +175,7 @@ func TestRestartAdoptsInFlightCalls(t *testing.T) {
 	svc1, sw1, cancel1 := start("first")
 	c, _, err := svc1.CreateCall(ctx, controller.CreateCallRequest{To: "+15550001005", From: "+15550000001"})
 	require.NoError(t, err)
-	w.waitState(t, c.ID, controller.CallAnswered)
+	w.WaitState(t, c.ID, controller.CallAnswered)
 	cancel1()
 	svc1.Stop() // releases the lease: the next instance takes over at once
 
@@ -238,7 +194,7 @@ func TestRestartAdoptsInFlightCalls(t *testing.T) {
 	}
 	_, err = svc2.HangupCall(ctx, "", c.ID, "NORMAL_CLEARING")
 	require.NoError(t, err)
-	got := w.waitState(t, c.ID, controller.CallCompleted)
+	got := w.WaitState(t, c.ID, controller.CallCompleted)
 	require.Equal(t, 5, got.Billsec)
 	require.Zero(t, sw2.originateCount(c.ID), "an adopted call is never originated again")
 }
@@ -303,7 +259,7 @@ func TestHangupQueuedAndLive(t *testing.T) {
 	b := setup(t, dialer.SwitchLimits{MaxSessions: 1})
 	ctx := context.Background()
 	live := b.call(t, "+15550001005")
-	b.w.waitState(t, live.ID, controller.CallAnswered)
+	b.w.WaitState(t, live.ID, controller.CallAnswered)
 	queued := b.call(t, "+15550001005") // held back by the session limit
 
 	c, err := b.svc.HangupCall(ctx, "", queued.ID, "")
@@ -314,7 +270,7 @@ func TestHangupQueuedAndLive(t *testing.T) {
 	require.Equal(t, "cause", controller.ErrorField(err))
 	_, err = b.svc.HangupCall(ctx, "", live.ID, "NORMAL_CLEARING")
 	require.NoError(t, err)
-	b.w.waitState(t, live.ID, controller.CallCompleted)
+	b.w.WaitState(t, live.ID, controller.CallCompleted)
 	_, err = b.svc.HangupCall(ctx, "", live.ID, "")
 	require.Equal(t, controller.ECONFLICT, controller.ErrorCode(err))
 	_, err = b.svc.HangupCall(ctx, "", controller.CallID(fmt.Sprintf("%08d-0000-0000-0000-000000000000", 1)), "")

@@ -1,0 +1,144 @@
+package controller
+
+import (
+	"context"
+	"time"
+)
+
+// Purpose is why a number is called; consent is given per purpose.
+type Purpose string
+
+const (
+	PurposeMarketing     Purpose = "marketing"
+	PurposeService       Purpose = "service"
+	PurposeTransactional Purpose = "transactional"
+)
+
+// Gate stages: the gate runs when an attempt is created and again just
+// before it is originated.
+const (
+	StageCreate = "create"
+	StageDial   = "dial"
+)
+
+// Reason codes of blocking verdicts. Stable: metrics and clients key on them.
+const (
+	ReasonNumberInvalid    = "number_invalid"
+	ReasonNumberSuspicious = "number_suspicious"
+	ReasonNumberReassigned = "number_reassigned"
+	ReasonCallerIDNotOwned = "caller_id_not_owned"
+	ReasonConsentMissing   = "consent_missing"
+	ReasonConsentExpired   = "consent_expired"
+	ReasonConsentRevoked   = "consent_revoked"
+	ReasonRefused          = "refused"
+	ReasonDNCInternal      = "dnc_internal"
+	ReasonDNCList          = "dnc_list"
+	ReasonDNCScrubStale    = "dnc_scrub_stale"
+	ReasonCapDaily         = "cap_daily"
+	ReasonCapWindow        = "cap_window"
+	ReasonOutsideHours     = "outside_hours"
+	ReasonHoliday          = "holiday"
+	ReasonZoneUnknown      = "zone_unknown"
+	ReasonRuleError        = "rule_error" // a rule failed: fail closed
+)
+
+// Verdict is one rule's answer about one attempt.
+type Verdict struct {
+	Rule     string   `json:"rule"`
+	Allow    bool     `json:"allow"`
+	Review   bool     `json:"review,omitempty"` // allowed by the rule only after a human review: blocks dialing
+	Reason   string   `json:"reason,omitempty"` // a Reason* code when !Allow or Review
+	Detail   string   `json:"detail,omitempty"` // for people; never a full phone number
+	Evidence []string `json:"evidence,omitempty"`
+}
+
+// Decision is the gate's answer, stored on the attempt.
+type Decision struct {
+	Allow         bool      `json:"allow"`
+	Stage         string    `json:"stage"`
+	Reasons       []string  `json:"reasons,omitempty"` // codes of the verdicts that blocked
+	Verdicts      []Verdict `json:"verdicts"`
+	PolicyID      string    `json:"policy_id"`
+	PolicyVersion int       `json:"policy_version"`
+	Number        string    `json:"number"` // E.164 of the callee
+	DecidedAt     time.Time `json:"decided_at"`
+}
+
+// CheckRequest is what the gate judges.
+type CheckRequest struct {
+	TenantID   string
+	To         string // as given; the gate normalises it
+	From       string // caller ID to present
+	CampaignID string
+	Purpose    Purpose
+	Region     string // ISO 3166-1 alpha-2 used to parse numbers without a + (e.g. "US", "CN")
+	Stage      string
+	At         time.Time
+}
+
+// Consent is evidence that a person agreed to be called for a purpose.
+type Consent struct {
+	ID            string     `json:"id"`
+	TenantID      string     `json:"tenant_id"`
+	Number        string     `json:"number"` // E.164
+	Purpose       Purpose    `json:"purpose"`
+	Source        string     `json:"source"` // ivr | sms_link | api_import | agent
+	ProofRef      string     `json:"proof_ref,omitempty"`
+	PromptID      string     `json:"prompt_id,omitempty"`
+	PromptVersion string     `json:"prompt_version,omitempty"`
+	Digit         string     `json:"digit,omitempty"`
+	CallID        CallID     `json:"call_id,omitempty"`
+	GivenAt       time.Time  `json:"given_at"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Refusal locks a number enterprise-wide (all tenants' campaigns of the
+// enterprise, i.e. the whole installation) until Until; nil Until is forever.
+type Refusal struct {
+	ID       string     `json:"id"`
+	Number   string     `json:"number"`
+	Source   string     `json:"source"` // ivr | sms | agent | api
+	CallID   CallID     `json:"call_id,omitempty"`
+	At       time.Time  `json:"at"`
+	Until    *time.Time `json:"until,omitempty"`
+	LiftedAt *time.Time `json:"lifted_at,omitempty"`
+}
+
+// DNCHit is a do-not-call list entry matching a number.
+type DNCHit struct {
+	ListID   string `json:"list_id"`
+	ListKind string `json:"list_kind"` // internal | national | other
+}
+
+// DNCList describes a do-not-call list.
+type DNCList struct {
+	ID          string    `json:"id"`
+	TenantID    string    `json:"tenant_id"`
+	Name        string    `json:"name"`
+	Kind        string    `json:"kind"` // internal | national | other
+	Source      string    `json:"source,omitempty"`
+	LastScrubAt time.Time `json:"last_scrub_at,omitzero"`
+	Entries     int64     `json:"entries"`
+}
+
+// Lookup is what the rules read. The store implements it inside the
+// transaction that will create the attempt, holding a per-number lock, so a
+// cap is counted and reserved atomically (exact across controllers).
+type Lookup interface {
+	// ActiveConsent returns the newest consent for number and purpose, valid
+	// or not (the rule judges expiry and revocation); nil if none.
+	ActiveConsent(ctx context.Context, tenant, number string, purpose Purpose) (*Consent, error)
+	// ActiveRefusal returns a refusal lock in force at at, or nil.
+	ActiveRefusal(ctx context.Context, number string, at time.Time) (*Refusal, error)
+	// DNCHits returns the lists (of the tenant, and global ones) holding number.
+	DNCHits(ctx context.Context, tenant, number string) ([]DNCHit, error)
+	// DNCLists returns the tenant's lists and the global ones, with their
+	// last scrub time.
+	DNCLists(ctx context.Context, tenant string) ([]DNCList, error)
+	// CountAttempts counts attempts allowed for number (any tenant, any
+	// campaign) created at or after since.
+	CountAttempts(ctx context.Context, number string, since time.Time) (int, error)
+	// CallerIDOwned reports whether the tenant registered number as its own.
+	CallerIDOwned(ctx context.Context, tenant, number string) (bool, error)
+}

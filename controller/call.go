@@ -30,11 +30,12 @@ const (
 	CallCompleted   CallState = "completed"   // answered, then hung up
 	CallFailed      CallState = "failed"      // never answered; HangupCause says why
 	CallCanceled    CallState = "canceled"    // withdrawn before it was originated
+	CallBlocked     CallState = "blocked"     // the compliance gate refused it; never dialled
 )
 
 // CallStates lists every state, in life order.
 var CallStates = []CallState{CallQueued, CallOriginating, CallRinging, CallEarly,
-	CallAnswered, CallCompleted, CallFailed, CallCanceled}
+	CallAnswered, CallCompleted, CallFailed, CallCanceled, CallBlocked}
 
 // Valid reports whether s is a known state.
 func (s CallState) Valid() bool {
@@ -48,7 +49,7 @@ func (s CallState) Valid() bool {
 
 // Terminal reports whether a call in state s can no longer change.
 func (s CallState) Terminal() bool {
-	return s == CallCompleted || s == CallFailed || s == CallCanceled
+	return s == CallCompleted || s == CallFailed || s == CallCanceled || s == CallBlocked
 }
 
 // rank orders the live states so that a late or reordered event can never
@@ -73,7 +74,7 @@ func (s CallState) rank() int {
 // CanTransition reports whether a call may move from one state to another.
 // The allowed moves are:
 //
-//	queued      → originating, canceled, failed
+//	queued      → originating, canceled, blocked, failed
 //	originating → ringing, early, answered, failed
 //	ringing     → early, answered, failed
 //	early       → answered, failed (ringing is skipped silently)
@@ -85,7 +86,7 @@ func CanTransition(from, to CallState) bool {
 		return false
 	}
 	switch to {
-	case CallCanceled:
+	case CallCanceled, CallBlocked:
 		return from == CallQueued
 	case CallCompleted:
 		return from == CallAnswered

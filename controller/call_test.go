@@ -12,7 +12,7 @@ import (
 func TestCanTransition(t *testing.T) {
 	t.Parallel()
 	allowed := map[controller.CallState][]controller.CallState{
-		controller.CallQueued:      {controller.CallOriginating, controller.CallCanceled, controller.CallFailed},
+		controller.CallQueued:      {controller.CallOriginating, controller.CallCanceled, controller.CallBlocked, controller.CallFailed},
 		controller.CallOriginating: {controller.CallRinging, controller.CallEarly, controller.CallAnswered, controller.CallFailed},
 		controller.CallRinging:     {controller.CallEarly, controller.CallAnswered, controller.CallFailed},
 		controller.CallEarly:       {controller.CallAnswered, controller.CallFailed},

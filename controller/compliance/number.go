@@ -1,0 +1,149 @@
+package compliance
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/callgate/callgate/controller"
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Number is a callee number after normalisation.
+type Number struct {
+	E164        string                    // "+12125551234"
+	Region      string                    // ISO 3166-1 alpha-2 ("US"), "001" for non-geographic numbers
+	Subdivision string                    // "US-FL" when derived (US numbers only), else ""
+	Zones       []string                  // IANA time zones; empty or "Etc/Unknown" when unknown
+	Phone       *phonenumbers.PhoneNumber // the parsed number
+}
+
+// maxNumberInput bounds what ParseNumber reads: E.164 has at most 15
+// digits, so anything much longer is not a number worth parsing.
+const maxNumberInput = 64
+
+// ParseNumber normalises raw to E.164 with libphonenumber. defaultRegion
+// (ISO 3166-1 alpha-2, e.g. "US") is used when raw has no leading "+";
+// without it raw must start with "+". Numbers with an extension are
+// rejected (E.164 cannot carry one). Returns an EINVALID *controller.Error
+// on field "to" that never holds the full number when raw is not a valid
+// number; it never panics.
+func ParseNumber(raw, defaultRegion string) (n Number, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a library bug must not take the gate down
+			n, err = Number{}, controller.FieldError("to", "number %s could not be parsed", controller.MaskNumber(raw))
+		}
+	}()
+	s := strings.TrimSpace(raw)
+	masked := controller.MaskNumber(s)
+	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
+	switch {
+	case s == "":
+		return Number{}, controller.FieldError("to", "number is empty")
+	case len(s) > maxNumberInput:
+		return Number{}, controller.FieldError("to", "number is longer than %d characters", maxNumberInput)
+	case !strings.HasPrefix(s, "+") && region == "":
+		return Number{}, controller.FieldError("to", "number %s has no country code: give it in E.164 (+…) or set the region", masked)
+	case region != "" && !phonenumbers.GetSupportedRegions()[region]:
+		return Number{}, controller.FieldError("region", "unknown region %q", region)
+	}
+	pn, perr := phonenumbers.Parse(s, region)
+	if perr != nil {
+		return Number{}, controller.FieldError("to", "number %s is not a phone number: %v", masked, perr)
+	}
+	if pn.GetExtension() != "" {
+		return Number{}, controller.FieldError("to", "number %s has an extension, which cannot be dialled as E.164", masked)
+	}
+	if !phonenumbers.IsValidNumber(pn) {
+		return Number{}, controller.FieldError("to", "number %s is not a valid number (region %s)", masked, regionOr(region))
+	}
+	e164 := phonenumbers.Format(pn, phonenumbers.E164)
+	n = Number{
+		E164:   e164,
+		Region: phonenumbers.GetRegionCodeForNumber(pn),
+		Phone:  pn,
+	}
+	n.Zones = numberZones(pn, e164)
+	n.Subdivision = subdivision(pn, n.Region)
+	return n, nil
+}
+
+func regionOr(r string) string {
+	if r == "" {
+		return "from +"
+	}
+	return r
+}
+
+// SuspiciousRangeRule flags numbers in the policy's SuspiciousRanges: a
+// "block" range blocks, a "review" range holds the call for a human review
+// (Verdict.Review, which also keeps it from being dialled). The most severe
+// matching range wins; every matching prefix is in the evidence.
+type SuspiciousRangeRule struct{}
+
+// Name returns "number_range".
+func (SuspiciousRangeRule) Name() string { return "number_range" }
+
+// Check never returns an error.
+func (r SuspiciousRangeRule) Check(_ context.Context, in *Input) (controller.Verdict, error) {
+	v := controller.Verdict{Rule: r.Name(), Allow: true}
+	action := ""
+	for _, rr := range in.Policy.SuspiciousRanges {
+		if !strings.HasPrefix(in.Number.E164, rr.Prefix) {
+			continue
+		}
+		v.Evidence = append(v.Evidence, "range:"+rr.Prefix)
+		if action != ActionBlock {
+			action = rr.Action
+		}
+	}
+	switch action {
+	case ActionBlock:
+		v.Allow, v.Reason = false, controller.ReasonNumberSuspicious
+		v.Detail = fmt.Sprintf("number is in a blocked range (%s)", strings.Join(v.Evidence, ", "))
+	case ActionReview:
+		v.Allow, v.Review, v.Reason = false, true, controller.ReasonNumberSuspicious
+		v.Detail = fmt.Sprintf("number is in a range that needs a review before calling (%s)", strings.Join(v.Evidence, ", "))
+	}
+	return v, nil
+}
+
+// NumberLookup is the hook for an HLR or reassigned-numbers database.
+type NumberLookup interface {
+	// Reassigned reports whether e164 was disconnected and given to someone
+	// else since consent or the lead was collected. An error blocks the call
+	// (rule_error): an implementation that prefers to allow when its
+	// provider is down must decide that itself and return false, nil.
+	Reassigned(ctx context.Context, e164 string) (bool, error)
+}
+
+// NoopNumberLookup never reports a number as reassigned.
+type NoopNumberLookup struct{}
+
+// Reassigned returns false, nil.
+func (NoopNumberLookup) Reassigned(context.Context, string) (bool, error) { return false, nil }
+
+// ReassignedRule blocks numbers the NumberLookup reports as reassigned.
+type ReassignedRule struct {
+	Lookup NumberLookup // nil means NoopNumberLookup
+}
+
+// Name returns "number_reassigned".
+func (ReassignedRule) Name() string { return "number_reassigned" }
+
+// Check returns the lookup's error, wrapped, when it fails.
+func (r ReassignedRule) Check(ctx context.Context, in *Input) (controller.Verdict, error) {
+	v := controller.Verdict{Rule: r.Name(), Allow: true}
+	if r.Lookup == nil {
+		return v, nil
+	}
+	re, err := r.Lookup.Reassigned(ctx, in.Number.E164)
+	if err != nil {
+		return v, fmt.Errorf("looking up reassignment: %w", err)
+	}
+	if re {
+		v.Allow, v.Reason = false, controller.ReasonNumberReassigned
+		v.Detail = "number was reassigned to another subscriber"
+	}
+	return v, nil
+}

@@ -195,33 +195,34 @@ func TestE2ELinkDropMidCall(t *testing.T) {
 	t.Parallel()
 	e := setupE2E(t, simOptions{})
 	e.needSim(t)
-	// 1006 answers and hangs up 2 s (scaled) later; 1005 stays up.
-	short := e.place(t, "+15550001006")
-	long := e.place(t, "+15550001005")
-	e.w.WaitFor(t, short.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
-	e.w.WaitFor(t, long.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
+	// Both callees (1005) answer and stay on the line.
+	gone := e.place(t, "+15550001005")
+	kept := e.place(t, "+15550001005")
+	e.w.WaitState(t, gone.ID, controller.CallAnswered)
+	e.w.WaitState(t, kept.ID, controller.CallAnswered)
 
-	// Cut the link; refuse reconnects until the short call has ended on the
-	// switch, so its hangup events are lost and only reconciliation can
-	// finish it.
+	// Cut the link and keep callgate out while the far end of one call
+	// hangs up: its hangup events are lost, only reconciliation can end it.
 	e.sim.SetRefuseConnections(true)
 	e.sim.DropConnections()
-	require.NoError(t, e.sim.WaitChannelGone(t.Context(), string(short.ID)))
+	require.True(t, e.sim.HangupChannel(string(gone.ID), "NORMAL_CLEARING"))
+	require.NoError(t, e.sim.WaitChannelGone(t.Context(), string(gone.ID)))
 	e.sim.SetRefuseConnections(false)
 
-	e.w.WaitTerminal(t, short.ID)
-	c, _ := e.getCall(t, short.ID)
+	c := e.w.WaitTerminal(t, gone.ID)
 	require.Equal(t, controller.CallCompleted, c.State)
 	require.True(t, c.Reconciled)
+	got, _ := e.getCall(t, gone.ID)
+	require.Equal(t, controller.CallCompleted, got.State)
+	require.True(t, got.Reconciled)
 
-	// The long call survived the drop and is still tracked: hang it up.
-	var hung controller.Call
-	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(long.ID)+"/hangup", nil, map[string]string{"cause": "NORMAL_CLEARING"}, &hung))
-	e.w.WaitTerminal(t, long.ID)
-	c, _ = e.getCall(t, long.ID)
-	require.Equal(t, controller.CallCompleted, c.State)
-	require.False(t, c.Reconciled, "its hangup arrived as events on the new link")
-	require.Positive(t, c.Billsec)
+	// The other call survived the drop and is tracked again: hang it up.
+	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(kept.ID)+"/hangup", nil, map[string]string{"cause": "NORMAL_CLEARING"}, nil))
+	e.w.WaitTerminal(t, kept.ID)
+	got, _ = e.getCall(t, kept.ID)
+	require.Equal(t, controller.CallCompleted, got.State)
+	require.False(t, got.Reconciled, "its hangup arrived as events on the new link")
+	require.Positive(t, got.Billsec)
 }
 
 func TestE2ESessionLimit(t *testing.T) {

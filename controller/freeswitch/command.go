@@ -15,8 +15,9 @@ import (
 )
 
 // Wire commands are small values: BuildMessage returns the exact ESL command
-// line (eslgo appends the blank line that ends it). They satisfy eslgo's
-// command.Command interface and are covered by golden-string tests.
+// line (eslgo, or eventConn for the subscription, appends the blank line that
+// ends it). They satisfy eslgo's command.Command interface and are covered by
+// golden-string tests.
 
 // subscribedEvents are the events callgate asks FreeSWITCH for.
 var subscribedEvents = []string{
@@ -25,8 +26,8 @@ var subscribedEvents = []string{
 	"DTMF", "RECORD_START", "RECORD_STOP", "BACKGROUND_JOB",
 }
 
-// subscribeCommand is `event plain <names…>`. Plain, never json: eslgo's JSON
-// events lose their headers.
+// subscribeCommand is `event plain <names…>`, sent on the event connection
+// only. Plain, never json: the event reader parses text/event-plain.
 type subscribeCommand struct{ events []string }
 
 func (c subscribeCommand) BuildMessage() string {

@@ -41,7 +41,9 @@ type cmdError struct {
 func (e *cmdError) Error() string { return e.err.Error() }
 func (e *cmdError) Unwrap() error { return e.err }
 
-// conn is one authenticated ESL connection.
+// conn is the switch's command connection, authenticated by eslgo. It
+// subscribes to no events (eventConn carries those); its context also ends
+// when the event connection fails, so the pair lives and dies together.
 //
 // eslgo's SendCommand writes the command, then takes the next reply from a
 // channel shared by every caller: two concurrent callers can swap replies.

@@ -1,41 +1,76 @@
 package freeswitch
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
-	"io"
-	"net/textproto"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/callgate/callgate/controller"
-	"github.com/percipia/eslgo"
 )
 
-// Header names as eslgo stores them: it parses events with net/textproto,
-// which canonicalises keys (Unique-ID → Unique-Id, variable_billsec →
-// Variable_billsec). A test checks each against textproto.
+// header identifies one event header callgate reads. The event reader keeps
+// only these (see eventParser), so a header the mapping starts to use must be
+// added here and to headerNames.
+type header uint8
+
 const (
-	hEventName      = "Event-Name"
-	hUniqueID       = "Unique-Id"
-	hSequence       = "Event-Sequence"
-	hTimestamp      = "Event-Date-Timestamp"
-	hHangupCause    = "Hangup-Cause"
-	hVarHangupCause = "Variable_hangup_cause"
-	hSIPTermStatus  = "Variable_sip_term_status"
-	hBillsec        = "Variable_billsec"
-	hDuration       = "Variable_duration"
-	hAnsweredTime   = "Caller-Channel-Answered-Time"
-	hJobUUID        = "Job-Uuid"
-	hJobCommand     = "Job-Command"
-	hJobCommandArg  = "Job-Command-Arg"
-	hDTMFDigit      = "Dtmf-Digit"
-	hApplication    = "Application"
-	hContentLength  = "Content-Length"
+	hEventName header = iota
+	hUniqueID
+	hSequence
+	hTimestamp
+	hHangupCause
+	hVarHangupCause
+	hSIPTermStatus
+	hBillsec
+	hDuration
+	hAnsweredTime
+	hJobUUID
+	hJobCommand
+	hJobCommandArg
+	hDTMFDigit
+	hApplication
+	hContentLength // the inner length of a body (BACKGROUND_JOB's result)
+	numHeaders
 )
+
+// headerNames are the headers' names exactly as FreeSWITCH writes them.
+// Names are matched case-sensitively: FreeSWITCH never varies them.
+var headerNames = [numHeaders]string{
+	hEventName:      "Event-Name",
+	hUniqueID:       "Unique-ID",
+	hSequence:       "Event-Sequence",
+	hTimestamp:      "Event-Date-Timestamp",
+	hHangupCause:    "Hangup-Cause",
+	hVarHangupCause: "variable_hangup_cause",
+	hSIPTermStatus:  "variable_sip_term_status",
+	hBillsec:        "variable_billsec",
+	hDuration:       "variable_duration",
+	hAnsweredTime:   "Caller-Channel-Answered-Time",
+	hJobUUID:        "Job-UUID",
+	hJobCommand:     "Job-Command",
+	hJobCommandArg:  "Job-Command-Arg",
+	hDTMFDigit:      "DTMF-Digit",
+	hApplication:    "Application",
+	hContentLength:  "Content-Length",
+}
+
+// event is one text/event-plain event reduced to the headers above,
+// URL-decoded, and its body. Every value is a substring of data, so an event
+// costs one allocation. The zero value is an event without headers.
+type event struct {
+	data  string
+	spans [numHeaders]span
+	body  span
+}
+
+// span is a value's position in event.data.
+type span struct{ lo, hi uint32 }
+
+// get returns a header's decoded value, "" if the event did not carry it.
+func (e *event) get(h header) string { return e.data[e.spans[h].lo:e.spans[h].hi] }
+
+// bodyText returns the event's body ("" if it has none).
+func (e *event) bodyText() string { return e.data[e.body.lo:e.body.hi] }
 
 const eventBackgroundJob = "BACKGROUND_JOB"
 
@@ -63,59 +98,16 @@ var channelKinds = map[string]controller.EventKind{
 	"RECORD_STOP":              EventRecordStop,
 }
 
-// header returns the first value of a canonical header key, URL-decoded.
-// Unlike eslgo's GetHeader it keeps the raw value when decoding fails rather
-// than returning "".
-func header(h textproto.MIMEHeader, key string) string {
-	v := h[key]
-	if len(v) == 0 {
-		return ""
-	}
-	s := v[0]
-	if strings.IndexByte(s, '%') < 0 {
-		return s
-	}
-	if d, err := url.PathUnescape(s); err == nil {
-		return d
-	}
-	return s
-}
-
-// decodePlainEvent parses a text/event-plain body exactly as eslgo's
-// (unexported) readPlainEvent does, with bounds checks eslgo lacks: eslgo
-// panics on a negative Content-Length and allocates whatever a huge one
-// asks for. Used by the fuzz target and the benchmark; production events are
-// parsed by eslgo itself.
-func decodePlainEvent(body []byte) (*eslgo.Event, error) {
-	r := bufio.NewReader(bytes.NewReader(body))
-	h, err := textproto.NewReader(r).ReadMIMEHeader()
-	if err != nil {
-		return nil, err
-	}
-	ev := &eslgo.Event{Headers: h}
-	if cl := h.Get(hContentLength); cl != "" {
-		n, err := strconv.Atoi(cl)
-		if err != nil {
-			return ev, err
-		}
-		if n < 0 || n > len(body) {
-			return ev, errors.New("event body length out of range")
-		}
-		ev.Body = make([]byte, n)
-		if _, err := io.ReadFull(r, ev.Body); err != nil {
-			return ev, err
-		}
-	}
-	return ev, nil
-}
+// The number parsers below return 0 for an absent header without calling
+// strconv, whose error for "" allocates: most events lack most numbers.
 
 // eventSequence returns the event's Event-Sequence, 0 if absent or invalid.
-func eventSequence(h textproto.MIMEHeader) uint64 {
-	v := h[hSequence]
-	if len(v) == 0 {
+func eventSequence(ev *event) uint64 {
+	v := ev.get(hSequence)
+	if v == "" {
 		return 0
 	}
-	n, err := strconv.ParseUint(v[0], 10, 64)
+	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
 		return 0
 	}
@@ -124,6 +116,9 @@ func eventSequence(h textproto.MIMEHeader) uint64 {
 
 // microsTime converts a FreeSWITCH µs-epoch header; zero for 0 or invalid.
 func microsTime(v string) time.Time {
+	if v == "" || v == "0" {
+		return time.Time{}
+	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n <= 0 {
 		return time.Time{}
@@ -132,6 +127,9 @@ func microsTime(v string) time.Time {
 }
 
 func atoi(v string) int {
+	if v == "" {
+		return 0
+	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
 		return 0
@@ -142,37 +140,36 @@ func atoi(v string) int {
 // mapChannelEvent turns a channel event into a ChannelEvent for switchName.
 // ok is false for event names callgate does not map (and for
 // BACKGROUND_JOB, which mapJob handles).
-func mapChannelEvent(switchName string, ev *eslgo.Event) (ce controller.ChannelEvent, ok bool) {
-	h := ev.Headers
-	name := header(h, hEventName)
+func mapChannelEvent(switchName string, ev *event) (ce controller.ChannelEvent, ok bool) {
+	name := ev.get(hEventName)
 	kind, ok := channelKinds[name]
 	if !ok {
 		return ce, false
 	}
 	ce = controller.ChannelEvent{
 		Switch:   switchName,
-		CallID:   controller.CallID(header(h, hUniqueID)),
+		CallID:   controller.CallID(ev.get(hUniqueID)),
 		Kind:     kind,
 		Name:     name,
-		Sequence: eventSequence(h),
-		At:       microsTime(header(h, hTimestamp)),
+		Sequence: eventSequence(ev),
+		At:       microsTime(ev.get(hTimestamp)),
 	}
-	ce.HangupCause = header(h, hHangupCause)
+	ce.HangupCause = ev.get(hHangupCause)
 	if ce.HangupCause == "" {
-		ce.HangupCause = header(h, hVarHangupCause)
+		ce.HangupCause = ev.get(hVarHangupCause)
 	}
-	ce.SIPStatus = atoi(header(h, hSIPTermStatus))
-	ce.Billsec = atoi(header(h, hBillsec))
-	ce.Duration = atoi(header(h, hDuration))
+	ce.SIPStatus = atoi(ev.get(hSIPTermStatus))
+	ce.Billsec = atoi(ev.get(hBillsec))
+	ce.Duration = atoi(ev.get(hDuration))
 	switch kind {
 	case controller.EventHangup, controller.EventHangupComplete, controller.EventDestroy:
-		if at := microsTime(header(h, hAnsweredTime)); !at.IsZero() {
+		if at := microsTime(ev.get(hAnsweredTime)); !at.IsZero() {
 			ce.Answered, ce.AnsweredAt = true, at
 		}
 	case EventDTMF:
-		ce.Detail = header(h, hDTMFDigit)
+		ce.Detail = ev.get(hDTMFDigit)
 	case EventExecuteComplete:
-		ce.Detail = header(h, hApplication)
+		ce.Detail = ev.get(hApplication)
 	}
 	return ce, true
 }
@@ -191,15 +188,14 @@ type jobResult struct {
 }
 
 // parseJob reads a BACKGROUND_JOB event.
-func parseJob(ev *eslgo.Event) jobResult {
-	h := ev.Headers
+func parseJob(ev *event) jobResult {
 	j := jobResult{
-		jobUUID: header(h, hJobUUID),
-		command: header(h, hJobCommand),
-		seq:     eventSequence(h),
-		at:      microsTime(header(h, hTimestamp)),
+		jobUUID: ev.get(hJobUUID),
+		command: ev.get(hJobCommand),
+		seq:     eventSequence(ev),
+		at:      microsTime(ev.get(hTimestamp)),
 	}
-	line, _, _ := strings.Cut(string(ev.Body), "\n")
+	line, _, _ := strings.Cut(ev.bodyText(), "\n")
 	j.line = strings.TrimSpace(line)
 	switch {
 	case strings.HasPrefix(j.line, "+OK"):
@@ -212,7 +208,7 @@ func parseJob(ev *eslgo.Event) jobResult {
 			j.cause = f[0]
 		}
 	}
-	j.argUUID = originationUUID(header(h, hJobCommandArg))
+	j.argUUID = originationUUID(ev.get(hJobCommandArg))
 	return j
 }
 

@@ -1,47 +1,147 @@
 package freeswitch
 
 import (
+	"bufio"
+	"bytes"
+	"io"
 	"net/textproto"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/callgate/callgate/controller"
-	"github.com/percipia/eslgo"
 	"github.com/stretchr/testify/require"
 )
 
-func TestHeaderKeysCanonical(t *testing.T) {
+// TestHeaderNamesOnTheWire: every header the parser keeps appears under
+// exactly that name (the parser is case-sensitive) in the real transcripts.
+func TestHeaderNamesOnTheWire(t *testing.T) {
 	t.Parallel()
-	for wire, key := range map[string]string{
-		"Event-Name": hEventName, "Unique-ID": hUniqueID, "Event-Sequence": hSequence,
-		"Event-Date-Timestamp": hTimestamp, "Hangup-Cause": hHangupCause,
-		"variable_hangup_cause": hVarHangupCause, "variable_sip_term_status": hSIPTermStatus,
-		"variable_billsec": hBillsec, "variable_duration": hDuration,
-		"Caller-Channel-Answered-Time": hAnsweredTime, "Job-UUID": hJobUUID,
-		"Job-Command": hJobCommand, "Job-Command-Arg": hJobCommandArg,
-		"DTMF-Digit": hDTMFDigit, "Application": hApplication, "Content-Length": hContentLength,
-	} {
-		require.Equal(t, textproto.CanonicalMIMEHeaderKey(wire), key, wire)
+	seen := map[string]bool{}
+	for _, name := range fixtureNames(t) {
+		for _, body := range eventBodies(t, name) {
+			for _, h := range headerNames {
+				if bytes.HasPrefix(body, []byte(h+": ")) || bytes.Contains(body, []byte("\n"+h+": ")) {
+					seen[h] = true
+				}
+			}
+		}
+	}
+	for _, h := range headerNames {
+		require.True(t, seen[h], "%s never appears in the fixtures", h)
+	}
+	for h, name := range headerNames {
+		got, ok := lookupHeader([]byte(name))
+		require.True(t, ok, name)
+		require.Equal(t, header(h), got)
+	}
+	for _, name := range []string{"unique-id", "Unique-Id", "Event-Nam", "Event-Names", "", "x"} {
+		_, ok := lookupHeader([]byte(name))
+		require.False(t, ok, name)
 	}
 }
 
-func TestHeaderDecoding(t *testing.T) {
-	t.Parallel()
-	h := textproto.MIMEHeader{"A": {"Outbound%20Call"}, "B": {"100%zz"}, "C": {"plain"}}
-	require.Equal(t, "Outbound Call", header(h, "A"))
-	require.Equal(t, "100%zz", header(h, "B"), "eslgo would return \"\"; keep the raw value")
-	require.Equal(t, "plain", header(h, "C"))
-	require.Equal(t, "", header(h, "D"))
+// refEvent is how eslgo read an event (net/textproto, first value under the
+// canonical key, url.PathUnescape) with the driver's old rule of keeping the
+// raw value on a bad escape.
+func refEvent(t *testing.T, body []byte) (func(header) string, []byte) {
+	t.Helper()
+	r := bufio.NewReader(bytes.NewReader(body))
+	h, err := textproto.NewReader(r).ReadMIMEHeader()
+	require.NoError(t, err)
+	var inner []byte
+	if cl := h.Get("Content-Length"); cl != "" {
+		n, err := strconv.Atoi(cl)
+		require.NoError(t, err)
+		inner = make([]byte, n)
+		_, err = io.ReadFull(r, inner)
+		require.NoError(t, err)
+	}
+	get := func(k header) string {
+		v := h[textproto.CanonicalMIMEHeaderKey(headerNames[k])]
+		if len(v) == 0 {
+			return ""
+		}
+		if d, err := url.PathUnescape(v[0]); err == nil {
+			return d
+		}
+		return v[0]
+	}
+	return get, inner
 }
 
-// fixtureEvent returns the decoded event of a transcript with the given
-// sequence number.
-func fixtureEvent(t *testing.T, name string, seq uint64) *eslgo.Event {
+// TestParserMatchesTextproto parses every event of every transcript with
+// the driver's parser and with the textproto reading eslgo used: every
+// header callgate keeps and every body must be the same.
+func TestParserMatchesTextproto(t *testing.T) {
+	t.Parallel()
+	n := 0
+	for _, name := range fixtureNames(t) {
+		for _, body := range eventBodies(t, name) {
+			ev := parseEvent(t, body)
+			ref, inner := refEvent(t, body)
+			for h := range numHeaders {
+				require.Equal(t, ref(h), ev.get(h), "%s: %s of event %d", name, headerNames[h], eventSequence(ev))
+			}
+			require.Equal(t, string(inner), ev.bodyText(), name)
+			n++
+		}
+	}
+	require.Greater(t, n, 300)
+}
+
+func TestEventParser(t *testing.T) {
+	t.Parallel()
+	var p eventParser
+	require.NoError(t, p.parse([]byte("Event-Name: DTMF\nvariable_sip_h_X(bad): 1\nno colon here\n: no name\n"+
+		"DTMF-Digit: %31\r\nUnique-ID: first\nUnique-ID: second\nHangup-Cause: 100%zz\nApplication:  a+b%20c \n\n")))
+	ev := p.event()
+	require.Equal(t, "DTMF", ev.get(hEventName), "a bad header name or a line without a colon skips the line, not the event")
+	require.Equal(t, "1", ev.get(hDTMFDigit), "CR LF tolerated, value URL-decoded")
+	require.Equal(t, "first", ev.get(hUniqueID), "the first value wins, as textproto's Get")
+	require.Equal(t, "100%zz", ev.get(hHangupCause), "a bad escape keeps the raw value")
+	require.Equal(t, "a+b c", ev.get(hApplication), "trimmed; + is not a space")
+	require.Empty(t, ev.get(hJobUUID))
+	require.Empty(t, ev.bodyText())
+
+	require.NoError(t, p.parse([]byte("Event-Name: BACKGROUND_JOB\nContent-Length: 4\n\n+OK\nextra")))
+	ev = p.event()
+	require.Equal(t, "+OK\n", ev.bodyText())
+	require.Equal(t, "BACKGROUND_JOB", ev.get(hEventName), "the event outlives the parser's next parse")
+	require.NoError(t, p.parse([]byte("Event-Name: CHANNEL_ANSWER")))
+	require.Equal(t, "BACKGROUND_JOB", ev.get(hEventName))
+	require.Equal(t, "CHANNEL_ANSWER", string(p.value(hEventName)), "no trailing newline: still a header")
+
+	for _, body := range []string{
+		"Event-Name: X\nContent-Length: -1\n\n",
+		"Event-Name: X\nContent-Length: 99999999999\n\nab",
+		"Event-Name: X\nContent-Length: 5\n\nab",
+		"Event-Name: X\nContent-Length: zz\n\n",
+		"Event-Name: X\nContent-Length: 1",
+	} {
+		require.ErrorIs(t, p.parse([]byte(body)), errEventBodyLen, body)
+	}
+}
+
+func TestAppendUnescaped(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"", "plain", "Outbound%20Call", "100%zz", "%", "%4", "%41", "a%2", "%e5%bc%a0%E4%B8%89",
+		"a+b", "%25%", "%%41", "%4%41", "x%0Ay", "%00"} {
+		want, err := url.PathUnescape(v)
+		if err != nil {
+			want = v
+		}
+		require.Equal(t, want, string(appendUnescaped(nil, []byte(v))), v)
+	}
+}
+
+// fixtureEvent returns the event of a transcript with the given sequence
+// number.
+func fixtureEvent(t *testing.T, name string, seq uint64) *event {
 	t.Helper()
 	for _, b := range eventBodies(t, name) {
-		ev, err := decodePlainEvent(b)
-		require.NoError(t, err)
-		if eventSequence(ev.Headers) == seq {
+		if ev := parseEvent(t, b); eventSequence(ev) == seq {
 			return ev
 		}
 	}
@@ -93,10 +193,9 @@ func TestMapChannelEvent(t *testing.T) {
 func sipHangupComplete(t *testing.T) uint64 {
 	t.Helper()
 	for _, b := range eventBodies(t, "19-sip-no-answer-487") {
-		ev, err := decodePlainEvent(b)
-		require.NoError(t, err)
-		if header(ev.Headers, hEventName) == "CHANNEL_HANGUP_COMPLETE" && header(ev.Headers, hSIPTermStatus) == "487" {
-			return eventSequence(ev.Headers)
+		ev := parseEvent(t, b)
+		if ev.get(hEventName) == "CHANNEL_HANGUP_COMPLETE" && ev.get(hSIPTermStatus) == "487" {
+			return eventSequence(ev)
 		}
 	}
 	t.Fatal("no SIP hangup in fixture 19")
@@ -125,48 +224,29 @@ func TestParseJob(t *testing.T) {
 	require.Equal(t, uint64(1588), ce.Sequence)
 }
 
-func TestDecodePlainEventBounds(t *testing.T) {
-	t.Parallel()
-	for _, body := range []string{
-		"Event-Name: X\nContent-Length: -1\n\n",
-		"Event-Name: X\nContent-Length: 99999999999\n\nab",
-		"Event-Name: X\nContent-Length: 5\n\nab",
-		"Event-Name: X\nContent-Length: zz\n\n",
-		"Bad Header(\n\n",
-		" leading: space\n\n",
-	} {
-		_, err := decodePlainEvent([]byte(body))
-		require.Error(t, err, body)
-	}
-	ev, err := decodePlainEvent([]byte("Event-Name: BACKGROUND_JOB\nContent-Length: 4\n\n+OK\n"))
-	require.NoError(t, err)
-	require.Equal(t, "+OK\n", string(ev.Body))
-}
-
 // FuzzDecodeEvent feeds arbitrary bytes as an event-plain body through the
-// decoding eslgo does (net/textproto) and callgate's mapping, filtering and
-// job parsing. Nothing may panic. Seeds: every event of the fixtures below
-// plus testdata/fuzz/FuzzDecodeEvent.
+// driver's event path: the parser, the reader's filter, the queue and the
+// dispatcher's mapping, job resolution and tracking. Nothing may panic, and
+// URL-decoding must agree with url.PathUnescape. Seeds: every event of the
+// fixtures below plus testdata/fuzz/FuzzDecodeEvent.
 func FuzzDecodeEvent(f *testing.F) {
 	for _, name := range []string{"03-answer-consent-press1-record", "05-busy", "16-max-sessions", "19-sip-no-answer-487"} {
 		for _, b := range eventBodies(f, name) {
 			f.Add(b)
 		}
 	}
-	s := &Switch{cfg: Config{Name: "fs1"}, calls: newTracker()}
-	s.calls.addNew("e102a1a5-891d-435e-b5ce-eef820d35ed0", nil, 0)
+	s, sink := fuzzSwitch()
+	var p eventParser
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ev, err := decodePlainEvent(body)
-		if err != nil {
-			return
+		s.onEvent(&p, body)
+		s.drain()
+		if len(sink.events) > 1024 {
+			sink.events = sink.events[:0]
 		}
-		_ = eventSequence(ev.Headers)
-		if ce, ok := mapChannelEvent("fs1", ev); ok {
-			_ = s.calls.has(string(ce.CallID))
-		}
-		j := parseJob(ev)
-		if id, ok := s.calls.resolveJob(j); ok {
-			_ = mapJob("fs1", id, j)
+		if want, err := url.PathUnescape(string(body)); err == nil {
+			require.Equal(t, want, string(appendUnescaped(nil, body)))
+		} else {
+			require.Equal(t, string(body), string(appendUnescaped(nil, body)))
 		}
 	})
 }

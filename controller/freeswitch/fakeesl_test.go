@@ -23,22 +23,32 @@ import (
 // fakeESL is a tiny inbound Event Socket server on 127.0.0.1:0 that speaks
 // the wire format of the fixtures: it asks for auth, answers commands (a
 // scenario handler first, then defaults) and writes recorded frames byte
-// for byte.
+// for byte. Like FreeSWITCH it takes any number of connections and writes
+// events (emit) to every one subscribed with `event plain`.
 type fakeESL struct {
 	t        testing.TB
 	ln       net.Listener
 	password string
 	handle   func(s *fakeSession, cmd string) bool
-	sessions chan *fakeSession
-	status   string // api status body, from fixture 01
+	sessions chan *fakeSession // every accepted connection
+	cmds     chan *fakeSession // connections whose first command was not `event plain`
+	evs      chan *fakeSession // connections whose first command was `event plain`
+	status   string            // api status body, from fixture 01
 
-	mu  sync.Mutex
-	all []*fakeSession
+	mu    sync.Mutex
+	all   []*fakeSession
+	subs  []*fakeSession // subscribed, in order
+	nCmds int
+	nSubs int
 }
 
-// fakeSession is one client connection; n counts from 1.
+// fakeSession is one client connection. n counts from 1 among the
+// connections of the same role (command or event), set at its first
+// command.
 type fakeSession struct {
+	srv      *fakeESL
 	n        int
+	events   bool // an event connection
 	c        net.Conn
 	r        *bufio.Reader
 	wmu      sync.Mutex
@@ -51,7 +61,8 @@ func newFakeESL(t testing.TB, handle func(s *fakeSession, cmd string) bool) *fak
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	f := &fakeESL{t: t, ln: ln, password: "ClueCon", handle: handle,
-		sessions: make(chan *fakeSession, 64), status: apiBody(t, "01-auth-ok-api", 0)}
+		sessions: make(chan *fakeSession, 64), cmds: make(chan *fakeSession, 64), evs: make(chan *fakeSession, 64),
+		status: apiBody(t, "01-auth-ok-api", 0)}
 	go f.accept()
 	t.Cleanup(func() {
 		ln.Close()
@@ -67,12 +78,12 @@ func newFakeESL(t testing.TB, handle func(s *fakeSession, cmd string) bool) *fak
 func (f *fakeESL) addr() string { return f.ln.Addr().String() }
 
 func (f *fakeESL) accept() {
-	for n := 1; ; n++ {
+	for {
 		c, err := f.ln.Accept()
 		if err != nil {
 			return
 		}
-		s := &fakeSession{n: n, c: c, r: bufio.NewReader(c), commands: make(chan string, 1024), gone: make(chan struct{})}
+		s := &fakeSession{srv: f, c: c, r: bufio.NewReader(c), commands: make(chan string, 1024), gone: make(chan struct{})}
 		f.mu.Lock()
 		f.all = append(f.all, s)
 		f.mu.Unlock()
@@ -81,9 +92,57 @@ func (f *fakeESL) accept() {
 	}
 }
 
+// classify numbers s by the role its first command shows.
+func (f *fakeESL) classify(s *fakeSession, cmd string) {
+	f.mu.Lock()
+	s.events = strings.HasPrefix(cmd, "event plain ")
+	ch := f.cmds
+	if s.events {
+		f.nSubs++
+		s.n, ch = f.nSubs, f.evs
+	} else {
+		f.nCmds++
+		s.n = f.nCmds
+	}
+	f.mu.Unlock()
+	ch <- s
+}
+
+// subscribe answers `event plain` and adds s to the connections emit
+// writes to. Both happen under s's write lock, so no event can be written
+// before the reply, and none emitted after the client saw it is missed.
+func (f *fakeESL) subscribe(s *fakeSession) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, _ = s.c.Write([]byte("Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n"))
+	f.mu.Lock()
+	f.subs = append(f.subs, s)
+	f.mu.Unlock()
+}
+
+// emit writes frames to every subscribed connection still open, as
+// FreeSWITCH broadcasts an event to every listener.
+func (f *fakeESL) emit(frames []byte) {
+	f.mu.Lock()
+	subs := f.subs[:0:0]
+	for _, s := range f.subs {
+		select {
+		case <-s.gone:
+		default:
+			subs = append(subs, s)
+		}
+	}
+	f.subs = subs
+	f.mu.Unlock()
+	for _, s := range subs {
+		s.write(frames)
+	}
+}
+
 func (f *fakeESL) serve(s *fakeSession) {
 	defer close(s.gone)
 	s.write([]byte("Content-Type: auth/request\n\n"))
+	classified := false
 	for {
 		cmd, err := readESLCommand(s.r)
 		if err != nil {
@@ -99,13 +158,17 @@ func (f *fakeESL) serve(s *fakeSession) {
 			s.reply("+OK accepted")
 			continue
 		}
+		if !classified {
+			classified = true
+			f.classify(s, cmd)
+		}
 		s.commands <- cmd
 		if f.handle != nil && f.handle(s, cmd) {
 			continue
 		}
 		switch {
 		case strings.HasPrefix(cmd, "event plain "):
-			s.reply("+OK event listener enabled plain")
+			f.subscribe(s)
 		case cmd == "api status":
 			s.api(f.status)
 		case cmd == "api show channels as json":
@@ -151,9 +214,11 @@ func (s *fakeSession) api(body string) {
 }
 
 // replay returns a handler for transcript name: each `bgapi originate` gets
-// the transcript's next bgapi reply, then every event frame up to the reply
-// after it (replies to commands callgate does not send are skipped). With
-// rng the events of each batch are written in shuffled order.
+// the transcript's next bgapi reply on its (command) connection, then every
+// event frame up to the reply after it is emitted on the event connections
+// (replies to commands callgate does not send are skipped). With rng the
+// events of each batch are written in random pieces, one write each, so
+// frames reach the reader split anywhere.
 func replay(tb testing.TB, name string, rng *rand.Rand) func(*fakeSession, string) bool {
 	frames := loadFrames(tb, name)
 	type batch struct {
@@ -185,12 +250,16 @@ func replay(tb testing.TB, name string, rng *rand.Rand) func(*fakeSession, strin
 		b := batches[next]
 		next++
 		s.write(b.reply)
-		events := b.events
-		if rng != nil {
-			events = append([][]byte(nil), events...)
-			rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+		events := bytes.Join(b.events, nil)
+		if rng == nil {
+			s.srv.emit(events)
+			return true
 		}
-		s.write(bytes.Join(events, nil))
+		for len(events) > 0 {
+			n := min(len(events), 1+rng.IntN(700))
+			s.srv.emit(events[:n])
+			events = events[n:]
+		}
 		return true
 	}
 }

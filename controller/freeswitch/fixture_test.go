@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -26,27 +27,29 @@ func fixtureDir(tb testing.TB) string {
 	return dir
 }
 
-// frame is one ESL frame of a transcript: its outer headers, body and the
-// exact bytes it took on the wire.
-type frame struct {
+// fixtureFrame is one ESL frame of a transcript: its outer headers, body and
+// the exact bytes it took on the wire. loadFrames splits transcripts with
+// net/textproto, independently of the driver's frameReader, so tests can
+// compare the two.
+type fixtureFrame struct {
 	headers textproto.MIMEHeader
 	body    []byte
 	raw     []byte
 }
 
-func (f frame) contentType() string { return f.headers.Get("Content-Type") }
-func (f frame) isEvent() bool       { return f.contentType() == "text/event-plain" }
+func (f fixtureFrame) contentType() string { return f.headers.Get("Content-Type") }
+func (f fixtureFrame) isEvent() bool       { return f.contentType() == "text/event-plain" }
 
 // isJobReply reports whether f is the reply to a bgapi.
-func (f frame) isJobReply() bool { return f.headers.Get("Job-Uuid") != "" }
+func (f fixtureFrame) isJobReply() bool { return f.headers.Get("Job-Uuid") != "" }
 
 // loadFrames splits NAME.recv into frames (LF framing, Content-Length
 // bodies).
-func loadFrames(tb testing.TB, name string) []frame {
+func loadFrames(tb testing.TB, name string) []fixtureFrame {
 	tb.Helper()
 	data, err := os.ReadFile(filepath.Join(fixtureDir(tb), name+".recv"))
 	require.NoError(tb, err)
-	var frames []frame
+	var frames []fixtureFrame
 	for len(data) > 0 {
 		end := bytes.Index(data, []byte("\n\n"))
 		require.GreaterOrEqual(tb, end, 0, "truncated frame in %s", name)
@@ -60,7 +63,7 @@ func loadFrames(tb testing.TB, name string) []frame {
 			body = data[n : n+l]
 			n += l
 		}
-		frames = append(frames, frame{headers: h, body: body, raw: data[:n]})
+		frames = append(frames, fixtureFrame{headers: h, body: body, raw: data[:n]})
 		data = data[n:]
 	}
 	return frames
@@ -91,4 +94,26 @@ func apiBody(tb testing.TB, name string, n int) string {
 	}
 	tb.Fatalf("%s has no api/response #%d", name, n)
 	return ""
+}
+
+// fixtureNames lists every transcript, NAME for NAME.recv.
+func fixtureNames(tb testing.TB) []string {
+	tb.Helper()
+	paths, err := filepath.Glob(filepath.Join(fixtureDir(tb), "*.recv"))
+	require.NoError(tb, err)
+	require.NotEmpty(tb, paths)
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = strings.TrimSuffix(filepath.Base(p), ".recv")
+	}
+	return names
+}
+
+// parseEvent parses an event-plain body with the driver's parser.
+func parseEvent(tb testing.TB, body []byte) *event {
+	tb.Helper()
+	var p eventParser
+	require.NoError(tb, p.parse(body))
+	ev := p.event()
+	return &ev
 }

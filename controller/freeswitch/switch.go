@@ -1,13 +1,15 @@
 // Package freeswitch drives a FreeSWITCH media server over its inbound Event
 // Socket (ESL). It is the only package in callgate that imports eslgo.
 //
-// One *Switch owns one connection: a supervisor goroutine dials, subscribes
-// to the channel events callgate needs, heart-beats with `api status`, and
-// re-dials with exponential backoff and full jitter whenever the connection
-// fails. Commands are serialised on the connection. Events pass from eslgo's
-// listener goroutines through a reorder buffer (see reorder.go) to one
-// dispatcher goroutine that delivers them, in Event-Sequence order and only
-// for channels callgate originated, to the controller.EventSink.
+// One *Switch owns two connections to its switch: eslgo's carries commands,
+// serialised, and heart-beats with `api status`; a second one, read by
+// callgate's own sequential frame reader (eventconn.go, eventparse.go),
+// carries the channel events callgate subscribes to. A supervisor goroutine
+// dials both, and when either fails closes both and re-dials them with
+// exponential backoff and full jitter. The reader queues the events of the
+// channels callgate originated; one dispatcher goroutine (dispatch.go)
+// delivers them, in the order the switch sent them, to the
+// controller.EventSink.
 package freeswitch
 
 import (
@@ -23,7 +25,6 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/controller"
-	"github.com/percipia/eslgo"
 )
 
 var _ controller.Switch = (*Switch)(nil)
@@ -53,16 +54,13 @@ type Config struct {
 	// HeartbeatInterval is how often `api status` checks the connection;
 	// default 10s. CALLGATE_FS_<NAME>_HEARTBEAT
 	HeartbeatInterval time.Duration
-	// CommandTimeout bounds authentication and every command; default 5s.
+	// CommandTimeout bounds the event connection's dial and handshake,
+	// authentication and every command; default 5s.
 	// CALLGATE_FS_<NAME>_COMMAND_TIMEOUT
 	CommandTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the re-dial backoff; defaults
 	// 200ms and 30s. CALLGATE_FS_<NAME>_RECONNECT_MIN, _RECONNECT_MAX
 	ReconnectMin, ReconnectMax time.Duration
-	// ReorderWindow is how long an event is held so that events with lower
-	// sequences still in eslgo's goroutines can overtake it; default 10ms.
-	// CALLGATE_FS_<NAME>_REORDER_WINDOW
-	ReorderWindow time.Duration
 	// AllowedVariables lists channel variables API users may set besides
 	// the cg_… namespace (FreeSWITCH acts on many variables; see
 	// dialPlan.allowedVar). CALLGATE_FS_<NAME>_ALLOWED_VARIABLES (comma list)
@@ -70,8 +68,6 @@ type Config struct {
 	// Logger receives the driver's logs; nil discards them.
 	Logger *slog.Logger
 }
-
-const maxHeldEvents = 4096
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 var trunkRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -87,7 +83,6 @@ func (c Config) withDefaults() Config {
 	def(&c.CommandTimeout, 5*time.Second)
 	def(&c.ReconnectMin, 200*time.Millisecond)
 	def(&c.ReconnectMax, 30*time.Second)
-	def(&c.ReorderWindow, 10*time.Millisecond)
 	return c
 }
 
@@ -120,7 +115,7 @@ func (c Config) Validate() error {
 	}
 	for field, d := range map[string]time.Duration{"HeartbeatInterval": c.HeartbeatInterval,
 		"CommandTimeout": c.CommandTimeout, "ReconnectMin": c.ReconnectMin,
-		"ReconnectMax": c.ReconnectMax, "ReorderWindow": c.ReorderWindow} {
+		"ReconnectMax": c.ReconnectMax} {
 		if d <= 0 {
 			return bad(field, "must be positive")
 		}
@@ -149,7 +144,7 @@ type Switch struct {
 	pace  pacer
 
 	mu      sync.Mutex // guards cur, cancel, started, stopped
-	cur     *conn
+	cur     *conn      // the command connection, set while both are up
 	cancel  context.CancelFunc
 	started bool
 	stopped bool
@@ -186,8 +181,7 @@ func New(cfg Config, sink controller.EventSink) (*Switch, error) {
 	if cfg.MaxCPS > 0 {
 		s.pace.interval = time.Second / time.Duration(cfg.MaxCPS)
 	}
-	s.disp = newDispatcher(cfg.ReorderWindow, maxHeldEvents, &s.stats, s.deliver,
-		func() { s.sink.SwitchConnected(s.cfg.Name) })
+	s.disp = newDispatcher(&s.stats, s.deliver, func() { s.sink.SwitchConnected(s.cfg.Name) })
 	s.status = controller.SwitchStatus{Name: cfg.Name, Kind: "freeswitch", Address: cfg.Address,
 		MaxSessions: cfg.MaxSessions, MaxCPS: cfg.MaxCPS}
 	return s, nil
@@ -218,7 +212,7 @@ func (s *Switch) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop closes the connection, delivers the events already received and
+// Stop closes the connections, delivers the events already received and
 // returns once no goroutine of the switch is left; the sink is not called
 // after Stop returns. It is safe to call more than once.
 func (s *Switch) Stop() {
@@ -245,11 +239,11 @@ func (s *Switch) Status() controller.SwitchStatus {
 
 // Stats are the driver's event counters since New.
 type Stats struct {
-	EventsQueued    uint64 // accepted from eslgo into the reorder queue
+	EventsQueued    uint64 // read and queued for the dispatcher
 	EventsDelivered uint64 // passed to the sink
-	EventsIgnored   uint64 // names callgate does not map, bgapi jobs not ours
-	EventsForeign   uint64 // channels callgate did not originate (loopback -b legs, inbound calls, other apps)
-	EventsLate      uint64 // released out of order: a higher sequence had gone first
+	EventsIgnored   uint64 // names callgate does not map, jobs other than originate
+	EventsForeign   uint64 // channels or jobs callgate did not originate (loopback -b legs, inbound calls, other apps)
+	EventsMalformed uint64 // bodies with an invalid inner Content-Length
 	EventsOverflow  uint64 // dropped because the queue was full
 	InFlight        int    // channels callgate is tracking
 }
@@ -261,7 +255,7 @@ func (s *Switch) Stats() Stats {
 		EventsDelivered: s.stats.delivered.Load(),
 		EventsIgnored:   s.stats.ignored.Load(),
 		EventsForeign:   s.stats.foreign.Load(),
-		EventsLate:      s.stats.late.Load(),
+		EventsMalformed: s.stats.malformed.Load(),
 		EventsOverflow:  s.stats.overflow.Load(),
 		InFlight:        s.calls.len(),
 	}
@@ -277,7 +271,7 @@ func (s *Switch) Track(id controller.CallID) {
 	s.calls.adopt(id, s.log.With("call_id", id))
 }
 
-// current returns the live connection or nil.
+// current returns the live command connection or nil.
 func (s *Switch) current() *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -299,12 +293,12 @@ func (s *Switch) updateStatus(f func(st *controller.SwitchStatus)) {
 	s.statusMu.Unlock()
 }
 
-// supervise keeps a connection up until ctx ends.
+// supervise keeps both connections up until ctx ends.
 func (s *Switch) supervise(ctx context.Context) {
 	attempt := 0
 	connects := 0
 	for ctx.Err() == nil {
-		c, err := s.connect(ctx, connects)
+		c, ec, err := s.connect(ctx, connects)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -323,6 +317,7 @@ func (s *Switch) supervise(ctx context.Context) {
 
 		s.setCurrent(nil)
 		c.close(errors.New("connection closed"))
+		ec.close() // its reader has queued everything it read
 		cause := context.Cause(c.ctx)
 		s.updateStatus(func(st *controller.SwitchStatus) {
 			st.Connected = false
@@ -344,44 +339,46 @@ func (s *Switch) supervise(ctx context.Context) {
 	}
 }
 
-// connect dials, subscribes and reads the switch's status; on success the
-// connection is current, Status says so and the sink will hear
-// SwitchConnected. before is how many connections came before this one.
-func (s *Switch) connect(ctx context.Context, before int) (*conn, error) {
+// connect dials the command connection, then the event connection, which it
+// subscribes and starts reading, then reads the switch's status. On success
+// the command connection is current, Status says so and the sink will hear
+// SwitchConnected: no originate is sent before the events are subscribed.
+// The event reader kills the command connection (c.kill) when it stops, so
+// c.ctx ends when either connection fails. before is how many connections
+// came before this one.
+func (s *Switch) connect(ctx context.Context, before int) (*conn, *eventConn, error) {
 	c, err := dialESL(ctx, &s.cfg, s.log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	fail := func(err error) (*conn, error) {
-		c.close(err)
-		return nil, err
-	}
-	// Everything the previous connection left is delivered before any event
-	// of this one; the listener is registered after the marker.
-	s.disp.mark(markReset)
-	c.esl.RegisterEventListener(eslgo.EventListenAll, s.onEvent)
-	resp, err := c.run(ctx, "event plain", subscribeCommand{events: subscribedEvents})
+	ec, err := dialEvents(c.ctx, &s.cfg)
 	if err != nil {
-		return fail(fmt.Errorf("subscribing: %w", err))
+		err = fmt.Errorf("event connection: %w", err)
+		c.close(err)
+		return nil, nil, err
 	}
-	if msg := replyError(resp); msg != "" || !resp.IsOk() {
-		return fail(fmt.Errorf("subscribing: switch replied %q", strings.TrimSpace(resp.GetReply())))
-	}
+	go func() {
+		defer close(ec.done)
+		err := s.readEvents(ec.r)
+		c.kill(fmt.Errorf("event connection: %w", err))
+	}()
 	if err := s.checkStatus(ctx, c); err != nil {
-		return fail(err)
+		c.close(err)
+		ec.close()
+		return nil, nil, err
 	}
 	s.setCurrent(c)
 	s.updateStatus(func(st *controller.SwitchStatus) {
 		st.Connected, st.ConnectedAt, st.LastError, st.Reconnects = true, c.since, "", before
 	})
 	s.disp.mark(markConnected)
-	return c, nil
+	return c, ec, nil
 }
 
-// heartbeat checks the connection every HeartbeatInterval until it dies or
-// ctx ends. eslgo reports a disconnect only on EOF or a disconnect notice;
-// any other read error silently stops its read loop, which only an
-// unanswered command reveals.
+// heartbeat checks the command connection every HeartbeatInterval until
+// either connection dies or ctx ends. eslgo reports a disconnect only on EOF
+// or a disconnect notice; any other read error silently stops its read loop,
+// which only an unanswered command reveals.
 func (s *Switch) heartbeat(ctx context.Context, c *conn) {
 	t := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer t.Stop()
@@ -418,34 +415,10 @@ func (s *Switch) checkStatus(ctx context.Context, c *conn) error {
 	return nil
 }
 
-// onEvent is eslgo's listener. eslgo calls it on a new goroutine per event,
-// so it must only filter and queue; the dispatcher does the rest.
-func (s *Switch) onEvent(ev *eslgo.Event) {
-	name := first(ev.Headers[hEventName])
-	if name != eventBackgroundJob {
-		if _, ok := channelKinds[name]; !ok {
-			s.stats.ignored.Add(1)
-			return
-		}
-		if !s.calls.has(first(ev.Headers[hUniqueID])) {
-			s.stats.foreign.Add(1)
-			return
-		}
-	}
-	s.disp.push(ev)
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
-}
-
-// deliver maps one event and hands it to the sink. It runs on the dispatcher
-// goroutine, in sequence order.
-func (s *Switch) deliver(ev *eslgo.Event) {
-	if first(ev.Headers[hEventName]) == eventBackgroundJob {
+// deliver maps one event that onEvent queued and hands it to the sink. It
+// runs on the dispatcher goroutine, in the order the events were read.
+func (s *Switch) deliver(ev *event) {
+	if ev.get(hEventName) == eventBackgroundJob {
 		s.deliverJob(ev)
 		return
 	}
@@ -462,12 +435,8 @@ func (s *Switch) deliver(ev *eslgo.Event) {
 	s.stats.delivered.Add(1)
 }
 
-func (s *Switch) deliverJob(ev *eslgo.Event) {
+func (s *Switch) deliverJob(ev *event) {
 	j := parseJob(ev)
-	if j.command != "originate" {
-		s.stats.ignored.Add(1)
-		return
-	}
 	id, ok := s.calls.resolveJob(j)
 	if !ok {
 		s.stats.foreign.Add(1)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,23 +131,23 @@ var scenarios = []scenario{
 	},
 }
 
-// TestFixtureScenarios replays real FreeSWITCH transcripts over TCP and pins
-// the exact events the sink receives. The reorder window is an hour, so the
-// events are released by the flush in Stop once all are queued: the order
-// is then a property of the code, not of timing. shuffled writes each batch
-// of events in random order on the wire.
+// TestFixtureScenarios replays real FreeSWITCH transcripts over TCP — the
+// bgapi replies on the command connection, the recorded event frames byte
+// for byte on the event connection, through the real reader — and pins the
+// exact events the sink receives, in wire order. split writes the events in
+// random pieces, so frames and bodies arrive cut anywhere.
 func TestFixtureScenarios(t *testing.T) {
 	t.Parallel()
 	for _, sc := range scenarios {
-		for _, shuffled := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/shuffled=%v", sc.fixture, shuffled), func(t *testing.T) {
+		for _, split := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/split=%v", sc.fixture, split), func(t *testing.T) {
 				t.Parallel()
 				var rng *rand.Rand
-				if shuffled {
+				if split {
 					rng = rand.New(rand.NewPCG(7, uint64(len(sc.fixture))))
 				}
-				h := setup(t, newFakeESL(t, replay(t, sc.fixture, rng)), func(c *Config) { c.ReorderWindow = time.Hour })
-				sess := waitFor(t, h.srv.sessions)
+				h := setup(t, newFakeESL(t, replay(t, sc.fixture, rng)), nil)
+				sess := waitFor(t, h.srv.cmds)
 				for _, r := range sc.calls {
 					require.NoError(t, h.sw.Originate(context.Background(), r))
 				}
@@ -200,19 +199,17 @@ func drain[T any](ch chan T) func(func(T) bool) {
 	}
 }
 
-// TestLiveDelivery runs 05-busy with the default 10ms window: the events are
-// released by time, not by Stop.
+// TestLiveDelivery runs 05-busy and reads the events as they are delivered,
+// not after Stop.
 func TestLiveDelivery(t *testing.T) {
 	t.Parallel()
 	sc := scenarios[0]
 	h := setup(t, newFakeESL(t, replay(t, sc.fixture, nil)), nil)
 	require.NoError(t, h.sw.Originate(context.Background(), sc.calls[0]))
 	got := h.sink.until(t, func(e controller.ChannelEvent) bool { return e.Kind == kDestroy })
+	require.Equal(t, sc.want, keysOf(got))
 	h.sw.Stop()
-	got = append(got, h.sink.rest()...)
-	keys := keysOf(got)
-	slices.SortFunc(keys, func(a, b evKey) int { return int(a.Seq) - int(b.Seq) })
-	require.Equal(t, sc.want, keys)
+	require.Empty(t, h.sink.rest())
 }
 
 func TestStatusAndChannels(t *testing.T) {
@@ -329,7 +326,9 @@ func TestReconnectAfterServerCloses(t *testing.T) {
 		}
 		return false
 	}), nil)
+	firstEvents := waitFor(t, h.srv.evs)
 	require.Equal(t, "fs1", waitFor(t, h.sink.connected), "SwitchConnected again after the reconnect")
+	waitFor(t, firstEvents.gone) // the event connection went with the command connection
 	st := h.sw.Status()
 	require.True(t, st.Connected)
 	require.Equal(t, 1, st.Reconnects)
@@ -353,9 +352,11 @@ func TestHeartbeatFailureReconnects(t *testing.T) {
 		s.api(status)
 		return true
 	}), func(c *Config) { c.HeartbeatInterval, c.CommandTimeout = 20*time.Millisecond, 300*time.Millisecond })
-	first := waitFor(t, h.srv.sessions)
+	first := waitFor(t, h.srv.cmds)
+	firstEvents := waitFor(t, h.srv.evs)
 	require.Equal(t, "fs1", waitFor(t, h.sink.connected))
-	waitFor(t, first.gone) // callgate closed the wedged connection
+	waitFor(t, first.gone)       // callgate closed the wedged connection
+	waitFor(t, firstEvents.gone) // and its event connection
 	require.Equal(t, 1, h.sw.Status().Reconnects)
 }
 
@@ -383,7 +384,7 @@ func TestTimedOutCommandPoisonsConnection(t *testing.T) {
 		s.api("-ERR No such channel!\n")
 		return true
 	}), func(c *Config) { c.CommandTimeout = 300 * time.Millisecond })
-	first := waitFor(t, h.srv.sessions)
+	first := waitFor(t, h.srv.cmds)
 
 	err := h.sw.Hangup(context.Background(), testUUID, "")
 	require.ErrorIs(t, err, ErrNoReply)

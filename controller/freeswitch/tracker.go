@@ -89,8 +89,9 @@ func (t *tracker) removeLocked(id controller.CallID) {
 }
 
 // has reports whether the channel uuid is one of ours. Called by the event
-// listener for every event, so it only takes the read lock.
-func (t *tracker) has(uuid string) bool {
+// reader for every channel event, so it only takes the read lock (and the
+// conversion does not allocate).
+func (t *tracker) has(uuid []byte) bool {
 	t.mu.RLock()
 	_, ok := t.calls[controller.CallID(uuid)]
 	t.mu.RUnlock()

@@ -83,3 +83,17 @@ func (s *Sim) reject(nc net.Conn) {
 	_, _ = nc.Write([]byte(rudeRejection))
 	_ = nc.Close()
 }
+
+// HangupChannel ends a channel as if its far end hung up with cause,
+// whether or not any client is connected. Returns false if there is no
+// such channel.
+func (s *Sim) HangupChannel(uuid, cause string) bool {
+	s.lock()
+	defer s.unlock()
+	ch := s.channels[uuid]
+	if ch == nil {
+		return false
+	}
+	s.hangupChannel(ch, parseCause(cause), false)
+	return true
+}

@@ -1,0 +1,412 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// DecideFunc runs the compliance gate on one attempt, reading what it needs
+// through l. The store calls it inside the transaction that holds the
+// number's lock, so it must be quick and must not use the store or its pool
+// itself: every pooled connection may be held by a decision waiting for the
+// same lock. Slow outside lookups (an HLR query) belong before the call. l
+// fails once the function has returned.
+type DecideFunc = func(ctx context.Context, l controller.Lookup) (controller.Decision, error)
+
+// Synthetic call event kinds written by the gate and the refusal lock.
+const (
+	eventComplianceBlocked controller.EventKind = "compliance_blocked"
+	eventRefusalCanceled   controller.EventKind = "refusal_canceled"
+)
+
+// lockNumberSQL takes the transaction-scoped advisory lock of an E.164
+// number in the current schema. Every decision about a number, every attempt
+// it allows and every refusal of it happen under this lock, so they are
+// serialised across all controller processes sharing the database. A hash
+// collision between two numbers only makes them wait for each other.
+const lockNumberSQL = `SELECT pg_advisory_xact_lock(hashtextextended('callgate number ' || current_schema() || ' ' || $1::text, 0))`
+
+// Gate runs fn for number, a dry run: in a read-only transaction holding the
+// number's lock, with a Lookup bound to that transaction and to tenant
+// (default if empty), and returns its decision. Nothing is written. Returns
+// EINVALID if number is not E.164, and fn's error (wrapped) if it fails.
+func (s *Store) Gate(ctx context.Context, tenant, number string, fn DecideFunc) (controller.Decision, error) {
+	if err := checkE164("number", number); err != nil {
+		return controller.Decision{}, fmt.Errorf("checking number: %w", err)
+	}
+	if tenant == "" {
+		tenant = controller.DefaultTenant
+	}
+	tx, err := s.acquireTx(ctx)
+	if err != nil {
+		return controller.Decision{}, fmt.Errorf("checking %s: %w", controller.MaskNumber(number), err)
+	}
+	defer tx.release()
+	l := &txLookup{tx: tx, tenant: tenant, number: number}
+	if err := l.lock(ctx, beginReadOnly, ""); err != nil {
+		return controller.Decision{}, fmt.Errorf("checking %s: %w", controller.MaskNumber(number), err)
+	}
+	d, err := fn(ctx, l)
+	l.close()
+	if err != nil {
+		return controller.Decision{}, fmt.Errorf("checking %s: deciding: %w", controller.MaskNumber(number), err)
+	}
+	if err := tx.commit(ctx, nil); err != nil {
+		return controller.Decision{}, fmt.Errorf("checking %s: %w", controller.MaskNumber(number), translate(err))
+	}
+	return d, nil
+}
+
+// createGatedSQL is createCallSQL for a gated call: the call is queued or
+// blocked ($11), and its attempt carries the decision, the reasons of a
+// block and, when allowed, the number and the time its cap slot was
+// reserved. No row comes back when the idempotency key is already taken.
+const createGatedSQL = `
+WITH key AS (
+	INSERT INTO idempotency_keys (tenant_id, key, request_hash, call_id)
+	SELECT $2::text, $9::text, $10::text, $1::uuid WHERE $9::text <> ''
+	ON CONFLICT DO NOTHING
+	RETURNING 1
+), gate AS (
+	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
+), c AS (
+	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number,
+		caller_id_name, timeout_ms, variables, state, idempotency_key, ended_at)
+	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::text, $5::text,
+		$6::text, $7::int, $8::jsonb, $11::text, nullif($9::text, ''),
+		CASE WHEN $11::text = 'blocked' THEN statement_timestamp() END
+	FROM gate
+	RETURNING attempt_id, created_at, updated_at, ended_at
+), a AS (
+	INSERT INTO attempts (id, tenant_id, call_id, status, switch, not_before, created_at,
+		decision, blocked_reasons, to_number, allowed_at)
+	SELECT c.attempt_id, $2::text, $1::uuid, $11::text, nullif($3::text, ''), c.created_at, c.created_at,
+		$12::jsonb, $13::text[], $4::text,
+		CASE WHEN $11::text = 'queued' THEN statement_timestamp() END
+	FROM c
+)
+SELECT attempt_id, created_at, updated_at, ended_at FROM c`
+
+// CreateCallGated is CreateCall with the compliance gate in the same
+// transaction. It takes the lock of c.To (which must be E.164), runs decide
+// with a Lookup bound to the transaction and to c's tenant, and writes the
+// call with its attempt and decision: queued if allowed — the attempt then
+// holds a frequency-cap slot, so the count decide saw and the new attempt are
+// atomic — or, if blocked, in the terminal state "blocked" with the reasons
+// stored on the attempt and no notification to the dialers. created is true
+// whenever a new call was written, blocked or not.
+//
+// Idempotency is CreateCall's: a key used before with the same requestHash
+// returns the first call, the decision stored with it and created=false
+// without running decide; with another hash it returns ECONFLICT. Returns
+// EINVALID for a malformed ID or a c.To that is not E.164, EINVALID naming
+// tenant_id for an unknown tenant, and decide's error (wrapped) if it fails,
+// in which case nothing is written.
+func (s *Store) CreateCallGated(ctx context.Context, c controller.Call, requestHash string, decide DecideFunc) (controller.Call, bool, controller.Decision, error) {
+	c, vars, err := prepareCall(c)
+	if err != nil {
+		return c, false, controller.Decision{}, fmt.Errorf("creating call: %w", err)
+	}
+	if err := checkE164("to", c.To); err != nil {
+		return c, false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
+	}
+	for range 3 { // a key can vanish between the insert and the lookup only if deleted
+		if c.IdempotencyKey != "" {
+			existing, d, found, err := s.idempotentCall(ctx, c.TenantID, c.IdempotencyKey, requestHash)
+			if err != nil || found {
+				return existing, false, d, err
+			}
+		}
+		created, d, err := s.createGated(ctx, &c, vars, requestHash, decide)
+		if err != nil || created {
+			return c, created, d, err
+		}
+	}
+	return c, false, controller.Decision{}, fmt.Errorf("creating call: %w",
+		controller.Errorf(controller.ECONFLICT, "Idempotency-Key is being reused concurrently, try again"))
+}
+
+// createGated runs one gated creation transaction. It reports created=false
+// with no error when the idempotency key was taken meanwhile.
+func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte, requestHash string, decide DecideFunc) (bool, controller.Decision, error) {
+	tx, err := s.acquireTx(ctx)
+	if err != nil {
+		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
+	}
+	defer tx.release()
+	l := &txLookup{tx: tx, tenant: c.TenantID, number: c.To}
+	if err := l.lock(ctx, beginReadWrite, c.From); err != nil {
+		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
+	}
+	d, err := decide(ctx, l)
+	l.close()
+	if err != nil {
+		return false, d, fmt.Errorf("creating call %s: deciding: %w", c.ID, err)
+	}
+	if d.Number != "" && d.Number != c.To {
+		return false, d, fmt.Errorf("creating call %s: %w", c.ID, controller.Errorf(controller.EINTERNAL,
+			"the decision is about %s, the call is to %s", controller.MaskNumber(d.Number), controller.MaskNumber(c.To)))
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return false, d, fmt.Errorf("creating call %s: encoding decision: %w", c.ID, err)
+	}
+	state, reasons := controller.CallQueued, []string(nil)
+	if !d.Allow {
+		state, reasons = controller.CallBlocked, blockReasons(d)
+	}
+	// The write and COMMIT in one round trip. No row: the idempotency key
+	// was taken meanwhile, and nothing was written.
+	created := false
+	b := &pgx.Batch{}
+	b.Queue(createGatedSQL, c.ID, c.TenantID, c.Switch, c.To, c.From,
+		c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash,
+		string(state), raw, reasons,
+	).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt, &c.EndedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		created = err == nil
+		return err
+	})
+	if err := tx.commit(ctx, b); err != nil {
+		if controller.ErrorCode(translate(err)) == controller.ENOTFOUND {
+			return false, d, fmt.Errorf("creating call %s: %w", c.ID,
+				controller.FieldError("tenant_id", "unknown tenant %q", c.TenantID))
+		}
+		return false, d, fmt.Errorf("creating call %s: %w", c.ID, translate(err))
+	}
+	if created {
+		c.State = state
+	}
+	return created, d, nil
+}
+
+// blockReasons returns the reason codes to store for a blocking decision:
+// its Reasons, or those of its blocking verdicts if it names none.
+func blockReasons(d controller.Decision) []string {
+	if len(d.Reasons) > 0 {
+		return d.Reasons
+	}
+	reasons := []string{}
+	for _, v := range d.Verdicts {
+		if (!v.Allow || v.Review) && v.Reason != "" {
+			reasons = append(reasons, v.Reason)
+		}
+	}
+	return reasons
+}
+
+// prepareCall fills in a new call's ID and tenant and encodes its variables,
+// as CreateCall does.
+func prepareCall(c controller.Call) (controller.Call, []byte, error) {
+	if c.ID == "" {
+		c.ID = controller.CallID(uuid.NewString())
+	} else if _, err := uuid.Parse(string(c.ID)); err != nil {
+		return c, nil, controller.FieldError("id", "not a UUID: %q", c.ID)
+	}
+	if c.TenantID == "" {
+		c.TenantID = controller.DefaultTenant
+	}
+	if len(c.Variables) == 0 {
+		return c, nil, nil
+	}
+	vars, err := json.Marshal(c.Variables)
+	if err != nil {
+		return c, nil, fmt.Errorf("encoding variables of call %s: %w", c.ID, err)
+	}
+	return c, vars, nil
+}
+
+// idempotentCall looks up the call created with an idempotency key and the
+// decision stored with it. found is false if the key is unused; ECONFLICT if
+// it was used with another request hash.
+func (s *Store) idempotentCall(ctx context.Context, tenant, key, requestHash string) (controller.Call, controller.Decision, bool, error) {
+	var (
+		hash string
+		raw  []byte
+		d    controller.Decision
+	)
+	existing, err := scanCall(s.db.pool.QueryRow(ctx, `
+		SELECT `+callColumns+`, k.request_hash, a.decision
+		FROM idempotency_keys k JOIN calls c ON c.id = k.call_id
+		LEFT JOIN attempts a ON a.call_id = c.id
+		WHERE k.tenant_id = $1 AND k.key = $2`, tenant, key), &hash, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return existing, d, false, nil
+	}
+	if err != nil {
+		return existing, d, false, fmt.Errorf("creating call: looking up idempotency key: %w", translate(err))
+	}
+	if hash != requestHash {
+		return existing, d, false, fmt.Errorf("creating call: %w",
+			controller.Errorf(controller.ECONFLICT, "Idempotency-Key was used with a different request"))
+	}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return existing, d, false, fmt.Errorf("decoding decision of call %s: %w", existing.ID, err)
+		}
+	}
+	return existing, d, true, nil
+}
+
+// RecheckAttempt runs the gate again on a queued call just before it is
+// originated (the dial-time check): it takes the lock of the call's number,
+// runs decide with a Lookup bound to the transaction and the call's tenant —
+// whose CountAttempts leaves this attempt out, so a cap rule reads the same
+// at both stages — and stores the decision on the attempt. If decide blocks,
+// the call becomes blocked, its attempt blocked with the reasons, and a
+// call event records it; if it allows, the attempt's cap slot moves to now.
+// Both happen only while the call is still queued (its attempt queued or
+// claimed). Returns the decision; ENOTFOUND if the call does not exist;
+// ECONFLICT (with the decision, if one was taken) if the call has left the
+// queue, in which case it must not be originated; decide's error (wrapped)
+// if it fails, in which case nothing is written and the call must not be
+// originated either.
+func (s *Store) RecheckAttempt(ctx context.Context, id controller.CallID, decide DecideFunc) (controller.Decision, error) {
+	if _, err := uuid.Parse(string(id)); err != nil {
+		return controller.Decision{}, notFound(id)
+	}
+	var (
+		tenant, number, from string
+		state                controller.CallState
+		attemptID            int64
+	)
+	err := s.db.pool.QueryRow(ctx, `
+		SELECT c.tenant_id, c.to_number, c.from_number, c.state, a.id
+		FROM calls c JOIN attempts a ON a.call_id = c.id
+		WHERE c.id = $1`, id).Scan(&tenant, &number, &from, &state, &attemptID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return controller.Decision{}, fmt.Errorf("rechecking call: %w", notFound(id))
+	}
+	if err != nil {
+		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id, translate(err))
+	}
+	if state != controller.CallQueued {
+		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id,
+			controller.Errorf(controller.ECONFLICT, "call is %s, not queued", state))
+	}
+	tx, err := s.acquireTx(ctx)
+	if err != nil {
+		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id, err)
+	}
+	defer tx.release()
+	// The state read above may change before the lock is granted: the
+	// writes below check it again.
+	l := &txLookup{tx: tx, tenant: tenant, number: number, exclude: attemptID}
+	if err := l.lock(ctx, beginReadWrite, from); err != nil {
+		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id, err)
+	}
+	d, err := decide(ctx, l)
+	l.close()
+	if err != nil {
+		return d, fmt.Errorf("rechecking call %s: deciding: %w", id, err)
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return d, fmt.Errorf("rechecking call %s: encoding decision: %w", id, err)
+	}
+	var n int64
+	b := &pgx.Batch{}
+	scan := func(row pgx.Row) error { return row.Scan(&n) }
+	if d.Allow {
+		b.Queue(`
+			WITH a AS (
+				UPDATE attempts a SET dial_decision = $2, to_number = c.to_number, allowed_at = statement_timestamp()
+				FROM calls c
+				WHERE a.call_id = $1 AND c.id = a.call_id AND c.state = 'queued' AND a.status IN ('queued', 'claimed')
+				RETURNING 1
+			)
+			SELECT count(*) FROM a`, id, raw).QueryRow(scan)
+	} else {
+		ev, err := json.Marshal(controller.ChannelEvent{CallID: id, Kind: eventComplianceBlocked,
+			At: time.Now(), Detail: joinReasons(blockReasons(d))})
+		if err != nil {
+			return d, fmt.Errorf("rechecking call %s: encoding event: %w", id, err)
+		}
+		b.Queue(`
+			WITH c AS (
+				UPDATE calls SET state = 'blocked', updated_at = statement_timestamp(), ended_at = statement_timestamp()
+				WHERE id = $1 AND state = 'queued'
+				RETURNING id, tenant_id
+			), a AS (
+				UPDATE attempts SET status = 'blocked', dial_decision = $2, blocked_reasons = $3
+				FROM c WHERE attempts.call_id = c.id AND attempts.status IN ('queued', 'claimed')
+			), e AS (
+				INSERT INTO call_events (tenant_id, call_id, from_state, to_state, kind, at, event)
+				SELECT tenant_id, id, 'queued', 'blocked', $4, statement_timestamp(), $5::jsonb FROM c
+			)
+			SELECT count(*) FROM c`, id, raw, blockReasons(d), string(eventComplianceBlocked), ev).QueryRow(scan)
+	}
+	if err := tx.commit(ctx, b); err != nil {
+		return d, fmt.Errorf("rechecking call %s: saving decision: %w", id, translate(err))
+	}
+	if n == 0 {
+		return d, fmt.Errorf("rechecking call %s: %w", id,
+			controller.Errorf(controller.ECONFLICT, "call left the queue while it was rechecked"))
+	}
+	return d, nil
+}
+
+func joinReasons(reasons []string) string {
+	return "blocked: " + strings.Join(reasons, ", ")
+}
+
+// AttemptRecord is a call's attempt with what the compliance gate decided.
+type AttemptRecord struct {
+	ID             int64                `json:"id"`
+	CallID         controller.CallID    `json:"call_id"`
+	TenantID       string               `json:"tenant_id"`
+	Status         string               `json:"status"` // queued | claimed | sent | done | canceled | blocked
+	ToNumber       string               `json:"to_number,omitempty"`
+	AllowedAt      *time.Time           `json:"allowed_at,omitempty"` // when its frequency-cap slot was reserved
+	Decision       *controller.Decision `json:"decision,omitempty"`   // at creation
+	DialDecision   *controller.Decision `json:"dial_decision,omitempty"`
+	BlockedReasons []string             `json:"blocked_reasons,omitempty"`
+	CreatedAt      time.Time            `json:"created_at"`
+}
+
+// GetAttempt returns the attempt of a call with its decisions. Returns
+// ENOTFOUND if the call does not exist for the tenant.
+func (s *Store) GetAttempt(ctx context.Context, tenant string, id controller.CallID) (AttemptRecord, error) {
+	a := AttemptRecord{CallID: id}
+	if _, err := uuid.Parse(string(id)); err != nil {
+		return a, notFound(id)
+	}
+	var decision, dial []byte
+	err := s.db.pool.QueryRow(ctx, `
+		SELECT id, tenant_id, status, coalesce(to_number, ''), allowed_at, decision, dial_decision,
+			blocked_reasons, created_at
+		FROM attempts WHERE call_id = $1 AND tenant_id = $2`, id, tenant,
+	).Scan(&a.ID, &a.TenantID, &a.Status, &a.ToNumber, &a.AllowedAt, &decision, &dial,
+		&a.BlockedReasons, &a.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, notFound(id)
+	}
+	if err != nil {
+		return a, fmt.Errorf("getting attempt of call %s: %w", id, translate(err))
+	}
+	for _, d := range []struct {
+		raw []byte
+		dst **controller.Decision
+	}{{decision, &a.Decision}, {dial, &a.DialDecision}} {
+		if len(d.raw) == 0 {
+			continue
+		}
+		*d.dst = new(controller.Decision)
+		if err := json.Unmarshal(d.raw, *d.dst); err != nil {
+			return a, fmt.Errorf("decoding decision of call %s: %w", id, err)
+		}
+	}
+	return a, nil
+}

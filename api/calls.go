@@ -22,6 +22,7 @@ type CallResource struct {
 	To             string                       `json:"to"`
 	From           string                       `json:"from"`
 	CallerIDName   string                       `json:"caller_id_name,omitempty"`
+	Purpose        controller.Purpose           `json:"purpose,omitempty"`
 	Switch         string                       `json:"switch,omitempty"`
 	TimeoutSeconds int                          `json:"timeout_seconds,omitzero"`
 	Variables      map[string]string            `json:"variables,omitempty"`
@@ -34,7 +35,8 @@ type CallResource struct {
 	UpdatedAt      time.Time                    `json:"updated_at"`
 	AnsweredAt     *time.Time                   `json:"answered_at,omitempty"`
 	EndedAt        *time.Time                   `json:"ended_at,omitempty"`
-	Events         []controller.CallEventRecord `json:"events,omitzero"` // only with ?include=events
+	Decision       *controller.Decision         `json:"decision,omitempty"` // the compliance gate's, on creation
+	Events         []controller.CallEventRecord `json:"events,omitzero"`    // only with ?include=events
 }
 
 // NewCallResource renders c; events, when not nil, are included.
@@ -45,6 +47,8 @@ func NewCallResource(c controller.Call, events []controller.CallEventRecord) Cal
 		To:             c.To,
 		From:           c.From,
 		CallerIDName:   c.CallerIDName,
+		Purpose:        c.Purpose,
+		Decision:       c.Decision,
 		Switch:         c.Switch,
 		TimeoutSeconds: int(c.Timeout / time.Second),
 		Variables:      c.Variables,
@@ -73,7 +77,7 @@ type EventList struct {
 }
 
 // createCallFields are the members POST /v1/calls accepts.
-var createCallFields = []string{"to", "from", "caller_id_name", "switch", "timeout_seconds", "variables"}
+var createCallFields = []string{"to", "from", "caller_id_name", "purpose", "switch", "timeout_seconds", "variables"}
 
 // createCall queues a call: 202 with the call, or 200 with the call first
 // created under the same Idempotency-Key.
@@ -90,7 +94,9 @@ func (s *Server) createCall(c echo.Context) error {
 		return err
 	}
 	req := controller.CreateCallRequest{TenantID: s.cfg.Tenant, IdempotencyKey: key}
+	var purpose string
 	for _, err := range []error{
+		obj.str("purpose", &purpose),
 		obj.str("to", &req.To),
 		obj.str("from", &req.From),
 		obj.str("caller_id_name", &req.CallerIDName),
@@ -103,6 +109,7 @@ func (s *Server) createCall(c echo.Context) error {
 		}
 	}
 
+	req.Purpose = controller.Purpose(purpose)
 	call, created, err := s.svc.CreateCall(c.Request().Context(), req)
 	if err != nil {
 		return err

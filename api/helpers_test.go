@@ -69,6 +69,32 @@ func (f *fakeService) fail() error {
 	return f.err
 }
 
+func (f *fakeService) CheckCompliance(_ context.Context, req controller.CheckRequest) (controller.Decision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return controller.Decision{}, err
+	}
+	d := controller.Decision{Allow: req.To != "+12125550000", Stage: controller.StageCreate, Number: req.To, PolicyID: "fake", PolicyVersion: 1}
+	if !d.Allow {
+		d.Reasons = []string{controller.ReasonRefused}
+	}
+	return d, nil
+}
+
+func (f *fakeService) GetAttempt(_ context.Context, tenant string, id controller.CallID) (controller.Attempt, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail(); err != nil {
+		return controller.Attempt{}, err
+	}
+	c, ok := f.calls[id]
+	if !ok {
+		return controller.Attempt{}, controller.Errorf(controller.ENOTFOUND, "call not found")
+	}
+	return controller.Attempt{ID: c.AttemptID, CallID: id, TenantID: tenant, Status: "queued", CreatedAt: c.CreatedAt}, nil
+}
+
 func (f *fakeService) CreateCall(_ context.Context, req controller.CreateCallRequest) (controller.Call, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

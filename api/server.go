@@ -134,6 +134,8 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	e.GET("/v1/calls/:id/events", s.callEvents)
 	e.POST("/v1/calls/:id/hangup", s.hangupCall, limit)
 	e.GET("/v1/switches", s.switches)
+	e.POST("/v1/compliance/check", s.checkCompliance, limit)
+	e.GET("/v1/attempts/:id", s.getAttempt)
 
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true

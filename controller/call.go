@@ -108,6 +108,7 @@ type Call struct {
 	To             string            `json:"to"`
 	From           string            `json:"from"`
 	CallerIDName   string            `json:"caller_id_name,omitempty"`
+	Purpose        Purpose           `json:"purpose,omitempty"`
 	Timeout        time.Duration     `json:"-"`
 	Variables      map[string]string `json:"variables,omitempty"`
 	State          CallState         `json:"state"`
@@ -117,6 +118,7 @@ type Call struct {
 	Duration       int               `json:"duration"`
 	Reconciled     bool              `json:"reconciled,omitempty"` // final state learned from the switch's channel list, not its events
 	IdempotencyKey string            `json:"-"`
+	Decision       *Decision         `json:"decision,omitempty"` // the compliance gate's, when known
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
 	AnsweredAt     *time.Time        `json:"answered_at,omitempty"`

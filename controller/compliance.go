@@ -142,3 +142,30 @@ type Lookup interface {
 	// CallerIDOwned reports whether the tenant registered number as its own.
 	CallerIDOwned(ctx context.Context, tenant, number string) (bool, error)
 }
+
+// DecideFunc runs the compliance gate with lookups from l. Stores call it
+// inside the transaction that holds the number's lock; it must be quick and
+// must not use the store itself.
+type DecideFunc = func(ctx context.Context, l Lookup) (Decision, error)
+
+// Gatekeeper is the compliance gate (controller/compliance.Gate).
+type Gatekeeper interface {
+	// Check judges req with what l reads. Rule failures block (fail closed);
+	// it returns an error only when ctx has ended.
+	Check(ctx context.Context, req CheckRequest, l Lookup) (Decision, error)
+}
+
+// Attempt is a call's durable origination attempt with what the gate
+// decided about it.
+type Attempt struct {
+	ID             int64      `json:"id"`
+	CallID         CallID     `json:"call_id"`
+	TenantID       string     `json:"tenant_id"`
+	Status         string     `json:"status"` // queued | claimed | sent | done | canceled | blocked
+	ToNumber       string     `json:"to_number,omitempty"`
+	AllowedAt      *time.Time `json:"allowed_at,omitempty"` // when its frequency-cap slot was reserved
+	Decision       *Decision  `json:"decision,omitempty"`   // at creation
+	DialDecision   *Decision  `json:"dial_decision,omitempty"`
+	BlockedReasons []string   `json:"blocked_reasons,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+}

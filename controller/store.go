@@ -11,6 +11,7 @@ type CreateCallRequest struct {
 	To             string            `json:"to"`
 	From           string            `json:"from"`
 	CallerIDName   string            `json:"caller_id_name,omitempty"`
+	Purpose        Purpose           `json:"purpose,omitempty"`
 	Switch         string            `json:"switch,omitempty"`
 	TimeoutSeconds int               `json:"timeout_seconds,omitempty"`
 	Variables      map[string]string `json:"variables,omitempty"`
@@ -120,6 +121,20 @@ type CallStore interface {
 	WaitForAttempts(ctx context.Context, timeout time.Duration) error
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
+
+	// CreateCallGated is CreateCall with the compliance gate run by decide in
+	// the same transaction, under a lock of the callee's number: the call is
+	// queued if allowed, stored blocked (terminal) with its reasons if not.
+	CreateCallGated(ctx context.Context, c Call, requestHash string, decide DecideFunc) (Call, bool, Decision, error)
+	// RecheckAttempt runs the gate again just before a queued call is
+	// originated; a block marks the call blocked. Any error means the call
+	// must not be originated.
+	RecheckAttempt(ctx context.Context, id CallID, decide DecideFunc) (Decision, error)
+	// Gate runs decide as a dry run for number, writing nothing.
+	Gate(ctx context.Context, tenant, number string, decide DecideFunc) (Decision, error)
+	// GetAttempt returns a call's attempt with its decisions. Returns
+	// ENOTFOUND if the call does not exist for the tenant.
+	GetAttempt(ctx context.Context, tenant string, id CallID) (Attempt, error)
 }
 
 // CallService is what the HTTP API drives. Implemented by controller/dialer.
@@ -146,4 +161,11 @@ type CallService interface {
 	Switches(ctx context.Context) []SwitchStatus
 	// Ready returns nil when the database and at least one switch are reachable.
 	Ready(ctx context.Context) error
+	// CheckCompliance runs the compliance gate on req as a dry run and
+	// explains its decision; it creates nothing. Returns EINVALID for a
+	// malformed request.
+	CheckCompliance(ctx context.Context, req CheckRequest) (Decision, error)
+	// GetAttempt returns a call's attempt with the gate's decisions. Returns
+	// ENOTFOUND if the call does not exist.
+	GetAttempt(ctx context.Context, tenant string, id CallID) (Attempt, error)
 }

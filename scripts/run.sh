@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CALLGATE_DATABASE_URL="${CALLGATE_DATABASE_URL:-$(scripts/pg.sh dsn)}"
 export CALLGATE_LISTEN="${CALLGATE_LISTEN:-127.0.0.1:8080}"
+export CALLGATE_POLICY="${CALLGATE_POLICY:-lab}"
 bin/callgate migrate
 
 sim_pid=""
@@ -26,7 +27,7 @@ cat <<TOUR
 
 callgate API on http://$CALLGATE_LISTEN — try:
   curl -s -XPOST http://$CALLGATE_LISTEN/v1/calls -H 'Content-Type: application/json' \\
-       -H 'Idempotency-Key: tour-1' -d '{"to":"+15550001006","from":"+15550000001"}'
+       -H 'Idempotency-Key: tour-1' -d '{"to":"+12125551006","from":"+12125550100"}'
   curl -s http://$CALLGATE_LISTEN/v1/calls/<id>?include=events
   curl -s http://$CALLGATE_LISTEN/v1/switches
 Numbers ending 1001..1010 pick a callee behaviour (dialplans/SCENARIOS.md).

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +27,6 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	calls := fs.Int("calls", 5000, "calls to place")
 	workers := fs.Int("concurrency", 32, "concurrent API clients")
 	dsn := fs.String("database-url", getenv("CALLGATE_DATABASE_URL"), "PostgreSQL URL (CALLGATE_DATABASE_URL)")
-	number := fs.String("number", "+15550009999", "number to dial; switchsim answers it, holds 1 s (scaled) and hangs up")
 	scale := fs.Float64("time-scale", 0.01, "switchsim time scale")
 	template := fs.String("dial-template", "sofia/gateway/{trunk}/{number}", "endpoint template; loopback/{number}/callgate-test doubles the events (two legs per call)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -62,6 +61,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DatabaseURL = *dsn
 	cfg.LogLevel = "error"
+	cfg.Policy = "lab"
 	cfg.Dialer.ClaimBatch = 256
 	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
 		DialTemplate: *template, Trunk: "carrier"}}
@@ -76,7 +76,6 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 
 	base := sim.Originated()
 	url := "http://" + m.Addr() + "/v1/calls"
-	body := []byte(fmt.Sprintf(`{"to":%q,"from":"+15550000001","timeout_seconds":30}`, *number))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers}}
 	var next, failed atomic.Int64
 	start := time.Now()
@@ -85,8 +84,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(*calls) {
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+			for i := next.Add(1); i <= int64(*calls); i = next.Add(1) {
+				// A distinct valid number per call (the daily cap is per
+				// number); switchsim answers, holds 1 s (scaled), hangs up.
+				body := fmt.Sprintf(`{"to":"+1212%03d%04d","from":"+12125550100","purpose":"service","timeout_seconds":30}`, 200+i/8000, 2000+i%8000)
+				resp, err := client.Post(url, "application/json", strings.NewReader(body))
 				if err != nil {
 					failed.Add(1)
 					continue

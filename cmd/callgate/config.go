@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callgate/callgate/controller/compliance"
 	"gopkg.in/yaml.v3"
 )
 
@@ -32,6 +34,14 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 	// Migrate runs database migrations at start. Env CALLGATE_MIGRATE.
 	Migrate bool `yaml:"migrate"`
+	// Policy is the compliance policy every attempt is judged by: a preset
+	// (cn, us, uk; lab for switchsim demos and tests only) or the path of a
+	// policy JSON file. Required: callgate does not guess which law applies.
+	// Env CALLGATE_POLICY, flag --policy.
+	Policy string `yaml:"policy"`
+	// DefaultRegion (ISO 3166 alpha-2, e.g. US) parses numbers given without
+	// a leading +; empty requires E.164. Env CALLGATE_DEFAULT_REGION.
+	DefaultRegion string `yaml:"default_region"`
 	// Switches are the media servers to drive. CALLGATE_ESL (host:port) and
 	// CALLGATE_ESL_PASSWORD (or --esl, --esl-password) add or replace one
 	// FreeSWITCH named by CALLGATE_ESL_NAME (default fs1).
@@ -111,6 +121,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	esl := fs.String("esl", "", "FreeSWITCH ESL host:port (CALLGATE_ESL)")
 	eslPassword := fs.String("esl-password", "", "FreeSWITCH ESL password (CALLGATE_ESL_PASSWORD)")
 	logLevel := fs.String("log-level", "", "debug|info|warn|error (CALLGATE_LOG_LEVEL)")
+	policy := fs.String("policy", "", "compliance policy: cn, us, uk, lab or a JSON file (CALLGATE_POLICY)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -138,6 +149,8 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	str(&cfg.InstanceID, "CALLGATE_INSTANCE_ID", "")
 	str(&cfg.LogLevel, "CALLGATE_LOG_LEVEL", *logLevel)
 	str(&cfg.LogFormat, "CALLGATE_LOG_FORMAT", "")
+	str(&cfg.Policy, "CALLGATE_POLICY", *policy)
+	str(&cfg.DefaultRegion, "CALLGATE_DEFAULT_REGION", "")
 	if v := getenv("CALLGATE_MIGRATE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -212,6 +225,15 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("config: log_format: %q is not text or json", c.LogFormat)
 	}
+	if c.Policy == "" {
+		return errors.New("config: policy: required (CALLGATE_POLICY: cn, us, uk, lab for demos, or a policy JSON file)")
+	}
+	if _, err := loadPolicy(c.Policy); err != nil {
+		return fmt.Errorf("config: policy: %w", err)
+	}
+	if c.DefaultRegion != "" && (len(c.DefaultRegion) != 2 || strings.ToUpper(c.DefaultRegion) != c.DefaultRegion) {
+		return fmt.Errorf("config: default_region: %q is not an ISO 3166 alpha-2 code such as US", c.DefaultRegion)
+	}
 	if len(c.Switches) == 0 {
 		return errors.New("config: switches: at least one switch is required (set CALLGATE_ESL=host:port or a switches list)")
 	}
@@ -260,4 +282,26 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: dialer.heartbeat_interval: %s is shorter than 100ms", c.Dialer.HeartbeatInterval)
 	}
 	return nil
+}
+
+// loadPolicy returns a preset by name or the policy in a JSON file, validated.
+func loadPolicy(nameOrPath string) (compliance.Policy, error) {
+	if p, ok := compliance.Preset(nameOrPath); ok {
+		return p, nil
+	}
+	b, err := os.ReadFile(nameOrPath)
+	if err != nil {
+		return compliance.Policy{}, fmt.Errorf("%q is neither a preset (%s) nor a readable file: %w",
+			nameOrPath, strings.Join(compliance.PresetNames(), ", "), err)
+	}
+	var p compliance.Policy
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return p, fmt.Errorf("%s: %w", nameOrPath, err)
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("%s: %w", nameOrPath, err)
+	}
+	return p, nil
 }

@@ -32,6 +32,7 @@ switches:
 		"CALLGATE_LISTEN":       "127.0.0.1:9050",
 		"CALLGATE_ESL":          "127.0.0.1:8021",
 		"CALLGATE_ESL_PASSWORD": "from-env",
+		"CALLGATE_POLICY":       "us",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9100", cfg.Listen, "flag beats env beats file")
@@ -44,7 +45,7 @@ switches:
 
 func TestLoadConfigErrorsNameTheField(t *testing.T) {
 	t.Parallel()
-	ok := map[string]string{"CALLGATE_ESL": "127.0.0.1:8021", "CALLGATE_ESL_PASSWORD": "s3cret"}
+	ok := map[string]string{"CALLGATE_ESL": "127.0.0.1:8021", "CALLGATE_ESL_PASSWORD": "s3cret", "CALLGATE_POLICY": "lab"}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
 		for a, b := range ok {
@@ -57,7 +58,10 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		env   map[string]string
 		field string
 	}{
-		{map[string]string{}, "switches"},
+		{map[string]string{"CALLGATE_POLICY": "lab"}, "switches"},
+		{with("CALLGATE_POLICY", ""), "policy"},
+		{with("CALLGATE_POLICY", "/nonexistent/policy.json"), "policy"},
+		{with("CALLGATE_DEFAULT_REGION", "usa"), "default_region"},
 		{with("CALLGATE_ESL_PASSWORD", "ClueCon"), "switches[0].password"},
 		{with("CALLGATE_ESL_PASSWORD", ""), "switches[0].password"},
 		{with("CALLGATE_ESL", "nohost"), "switches[0].address"},

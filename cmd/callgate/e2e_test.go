@@ -53,6 +53,7 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DatabaseURL = pgtest.DSN(t)
 	cfg.InstanceID = "e2e-" + t.Name()
+	cfg.Policy = "lab"
 	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
 	cfg.Switches = []SwitchConfig{{Name: "fs1", Kind: "freeswitch", Address: addr, Password: password,
 		DialTemplate: "loopback/{number}/callgate-test", MaxSessions: opts.configLimit}}
@@ -113,7 +114,7 @@ func (e *e2e) place(t *testing.T, to string) controller.Call {
 	if strings.HasSuffix(to, "1004") {
 		timeout = 2
 	}
-	code := e.do(t, "POST", "/v1/calls", nil, map[string]any{"to": to, "from": "+15550000001", "timeout_seconds": timeout}, &c)
+	code := e.do(t, "POST", "/v1/calls", nil, map[string]any{"to": to, "from": "+12125550100", "purpose": "service", "timeout_seconds": timeout}, &c)
 	require.Equal(t, http.StatusAccepted, code)
 	return c
 }
@@ -138,12 +139,12 @@ func TestE2ECallScenarios(t *testing.T) {
 		cause    string
 		answered bool
 	}{
-		{"+15550001006", controller.CallCompleted, "NORMAL_CLEARING", true}, // answer, hang up after 2 s
-		{"+15550001003", controller.CallFailed, "USER_BUSY", false},
-		{"+15550001004", controller.CallFailed, "NO_ANSWER", false},
-		{"+15550001007", controller.CallFailed, "CALL_REJECTED", false},
-		{"+15550001008", controller.CallFailed, "UNALLOCATED_NUMBER", false},
-		{"+15550001009", controller.CallCompleted, "NORMAL_CLEARING", true}, // ring 1 s, answer
+		{"+12125551006", controller.CallCompleted, "NORMAL_CLEARING", true}, // answer, hang up after 2 s
+		{"+12125551003", controller.CallFailed, "USER_BUSY", false},
+		{"+12125551004", controller.CallFailed, "NO_ANSWER", false},
+		{"+12125551007", controller.CallFailed, "CALL_REJECTED", false},
+		{"+12125551008", controller.CallFailed, "UNALLOCATED_NUMBER", false},
+		{"+12125551009", controller.CallCompleted, "NORMAL_CLEARING", true}, // ring 1 s, answer
 	}
 	calls := make([]controller.Call, len(tests))
 	for i, tt := range tests {
@@ -172,13 +173,13 @@ func TestE2ECallScenarios(t *testing.T) {
 func TestE2EIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	e := setupE2E(t, simOptions{})
-	body := map[string]any{"to": "+15550001006", "from": "+15550000001"}
+	body := map[string]any{"to": "+12125551006", "from": "+12125550100"}
 	hdr := map[string]string{"Idempotency-Key": "order-42"}
 	var first, second controller.Call
 	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls", hdr, body, &first))
 	require.Equal(t, http.StatusOK, e.do(t, "POST", "/v1/calls", hdr, body, &second))
 	require.Equal(t, first.ID, second.ID)
-	body["to"] = "+15550001001"
+	body["to"] = "+12125551001"
 	var errBody struct {
 		Error struct{ Code string } `json:"error"`
 	}
@@ -196,8 +197,8 @@ func TestE2ELinkDropMidCall(t *testing.T) {
 	e := setupE2E(t, simOptions{})
 	e.needSim(t)
 	// Both callees (1005) answer and stay on the line.
-	gone := e.place(t, "+15550001005")
-	kept := e.place(t, "+15550001005")
+	gone := e.place(t, "+12125551005")
+	kept := e.place(t, "+12125551005")
 	e.w.WaitState(t, gone.ID, controller.CallAnswered)
 	e.w.WaitState(t, kept.ID, controller.CallAnswered)
 
@@ -233,9 +234,9 @@ func TestE2ESessionLimit(t *testing.T) {
 	// channels: one call). callgate does not know that limit, so the switch
 	// refuses the second call; the attempt must wait and go through once the
 	// first call ends.
-	first := e.place(t, "+15550001005")
+	first := e.place(t, "+12125551005")
 	e.w.WaitFor(t, first.ID, "answered", func(c controller.Call) bool { return c.State == controller.CallAnswered })
-	second := e.place(t, "+15550001006")
+	second := e.place(t, "+12125551006")
 	require.NoError(t, e.sim.WaitRefusals(t.Context(), 1))
 	e.w.WaitFor(t, second.ID, "requeued", func(c controller.Call) bool { return c.State == controller.CallQueued })
 
@@ -271,7 +272,7 @@ func TestE2ECommandInjection(t *testing.T) {
 	}
 	for _, name := range hostile {
 		for _, field := range []string{"caller_id_name", "variable"} {
-			body := map[string]any{"to": "+15550001005", "from": "+15550000001"}
+			body := map[string]any{"to": "+12125551005", "from": "+12125550100"}
 			if field == "caller_id_name" {
 				body["caller_id_name"] = name
 			} else {
@@ -291,10 +292,62 @@ func TestE2ECommandInjection(t *testing.T) {
 			} else {
 				require.Equal(t, name, ch.Vars["cg_crm_ref"])
 			}
-			require.Equal(t, "+15550001005", ch.Dest)
+			require.Equal(t, "+12125551005", ch.Dest)
 			require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls/"+string(c.ID)+"/hangup", nil, nil, nil))
 			e.w.WaitTerminal(t, c.ID)
 		}
 	}
 	require.Equal(t, 0, e.sim.HupallCount(), "no injected command ran")
+}
+
+func TestE2EComplianceGate(t *testing.T) {
+	t.Parallel()
+	e := setupE2E(t, simOptions{})
+	e.needSim(t)
+	// The lab policy allows 15 calls per number per day: the 16th is blocked
+	// when it is created and never reaches the switch.
+	const to = "+12125551007" // rejects at once
+	var allowed []controller.Call
+	for range 15 {
+		c := e.place(t, to)
+		require.Equal(t, controller.CallQueued, c.State)
+		require.NotNil(t, c.Decision)
+		require.True(t, c.Decision.Allow)
+		allowed = append(allowed, c)
+	}
+	var blocked controller.Call
+	require.Equal(t, http.StatusAccepted, e.do(t, "POST", "/v1/calls", nil,
+		map[string]any{"to": to, "from": "+12125550100", "purpose": "service"}, &blocked))
+	require.Equal(t, controller.CallBlocked, blocked.State)
+	require.Equal(t, []string{controller.ReasonCapDaily}, blocked.Decision.Reasons)
+
+	for _, c := range allowed {
+		e.w.WaitTerminal(t, c.ID)
+	}
+	require.Equal(t, 15, e.sim.Originated(), "the switch saw exactly the allowed calls")
+	_, seen := e.sim.Channel(string(blocked.ID))
+	require.False(t, seen)
+
+	var a controller.Attempt
+	require.Equal(t, http.StatusOK, e.do(t, "GET", "/v1/attempts/"+string(blocked.ID), nil, nil, &a))
+	require.Equal(t, "blocked", a.Status)
+	require.Equal(t, []string{controller.ReasonCapDaily}, a.BlockedReasons)
+	require.Equal(t, http.StatusOK, e.do(t, "GET", "/v1/attempts/"+string(allowed[0].ID), nil, nil, &a))
+	require.NotNil(t, a.DialDecision, "allowed calls were checked again before dialling")
+	require.True(t, a.DialDecision.Allow)
+
+	// A dry run explains without creating anything.
+	var d controller.Decision
+	require.Equal(t, http.StatusOK, e.do(t, "POST", "/v1/compliance/check", nil, map[string]any{"to": to}, &d))
+	require.False(t, d.Allow)
+	require.Contains(t, d.Reasons, controller.ReasonCapDaily)
+
+	// An invalid number is bad input: refused, nothing stored.
+	var errBody struct {
+		Error struct{ Code, Field string } `json:"error"`
+	}
+	require.Equal(t, http.StatusBadRequest, e.do(t, "POST", "/v1/calls", nil,
+		map[string]any{"to": "+15550001001", "from": "+12125550100"}, &errBody))
+	require.Equal(t, "to", errBody.Error.Field)
+	require.Equal(t, 15, e.sim.Originated())
 }

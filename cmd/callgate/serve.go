@@ -11,6 +11,7 @@ import (
 
 	"github.com/callgate/callgate/api"
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/freeswitch"
 	"github.com/callgate/callgate/controller/postgres"
@@ -26,6 +27,8 @@ type Main struct {
 	// OnCallUpdate, when set, sees every persisted change of a call (tests
 	// wait on it instead of polling).
 	OnCallUpdate func(controller.Call)
+	// Now, when set, is the compliance gate's clock (tests).
+	Now func() time.Time
 
 	db       *postgres.DB
 	service  *dialer.Service
@@ -66,6 +69,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	policy, err := loadPolicy(m.Config.Policy)
+	if err != nil {
+		return fmt.Errorf("loading policy: %w", err)
+	}
+	opts := []compliance.Option{compliance.WithRegisterer(reg)}
+	if m.Now != nil {
+		opts = append(opts, compliance.WithNow(m.Now))
+	}
+	gate, err := compliance.New(compliance.StaticPolicy(policy), opts...)
+	if err != nil {
+		return fmt.Errorf("building the compliance gate: %w", err)
+	}
 	m.service, err = dialer.New(dialer.Config{
 		Owner:            m.Config.InstanceID,
 		ClaimBatch:       m.Config.Dialer.ClaimBatch,
@@ -74,6 +89,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Logger:           m.Logger,
 		Registerer:       reg,
 		OnCallUpdate:     m.OnCallUpdate,
+		Gate:             gate,
+		DefaultRegion:    m.Config.DefaultRegion,
 		AllowedVariables: m.Config.AllowedVariables,
 	}, store)
 	if err != nil {

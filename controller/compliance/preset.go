@@ -21,12 +21,25 @@ func Preset(name string) (Policy, bool) {
 		return presetUS(), true
 	case "uk":
 		return presetUK(), true
+	case "lab":
+		return presetLab(), true
 	}
 	return Policy{}, false
 }
 
 // PresetNames returns the names Preset knows.
-func PresetNames() []string { return []string{"cn", "us", "uk"} }
+func PresetNames() []string { return []string{"cn", "us", "uk", "lab"} }
+
+// presetLab is for switchsim demos and tests, never for real traffic: any
+// hour, no consent or national list required, but numbers must be valid,
+// refusals lock for 90 days and a number gets at most 15 calls a day.
+func presetLab() Policy {
+	return Policy{
+		ID: "preset-lab", Version: 1, Name: "Lab (switchsim demos and tests only)",
+		RefusalLockDays: 90, DailyCap: 15,
+		Hours: daily("00:00", "24:00"),
+	}
+}
 
 var everyDay = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 

@@ -11,6 +11,7 @@ type metrics struct {
 	inflight      *prometheus.GaugeVec
 	droppedEvents prometheus.Counter
 	illegal       prometheus.Counter
+	blockedAtDial prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,9 +37,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "callgate_channel_events_ignored_total", Help: "Channel events for calls this controller does not track."}),
 		illegal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callgate_illegal_transitions_total", Help: "Events rejected because they asked for an illegal state transition."}),
+		blockedAtDial: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callgate_blocked_at_dial_total", Help: "Queued attempts the compliance gate blocked just before dialling."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queued, m.originations, m.transitions, m.refusals, m.reconciled, m.inflight, m.droppedEvents, m.illegal)
+		reg.MustRegister(m.queued, m.originations, m.transitions, m.refusals, m.reconciled, m.inflight, m.droppedEvents, m.illegal, m.blockedAtDial)
 	}
 	return m
 }

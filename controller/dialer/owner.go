@@ -202,9 +202,13 @@ func (o *owner) renewLease(ctx context.Context) bool {
 // dialBatch claims up to n due attempts, marks them originating (durably,
 // before anything is sent) and originates them one by one.
 func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
-	calls, err := o.svc.store.ClaimAttempts(ctx, o.name, o.svc.cfg.Owner, n)
-	if err != nil || len(calls) == 0 {
+	claimed, err := o.svc.store.ClaimAttempts(ctx, o.name, o.svc.cfg.Owner, n)
+	if err != nil || len(claimed) == 0 {
 		return 0, err
+	}
+	calls := o.recheck(ctx, claimed)
+	if len(calls) == 0 {
+		return len(claimed), nil
 	}
 	ids := make([]controller.CallID, len(calls))
 	for i, c := range calls {
@@ -227,6 +231,50 @@ func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
 		o.originate(ctx, c)
 	}
 	return len(calls), nil
+}
+
+// recheck runs the compliance gate again on claimed calls, in parallel
+// (each decision locks only its own number), and returns those it allows.
+// A blocked call is stored blocked by the store; a call whose check failed
+// goes back to the queue: nothing is dialled without an allowing decision.
+func (o *owner) recheck(ctx context.Context, calls []controller.Call) []controller.Call {
+	allowed := make([]bool, len(calls))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			d, err := o.svc.store.RecheckAttempt(ctx, c.ID, o.svc.decider(c, controller.StageDial))
+			switch {
+			case err != nil && controller.ErrorCode(err) == controller.ECONFLICT:
+				// Left the queue meanwhile (canceled, refused): not ours to dial.
+			case err != nil:
+				o.log.Warn("dial-time compliance check failed; not dialling", "call_id", c.ID, "err", err)
+				if rerr := o.svc.store.ReleaseAttempt(context.WithoutCancel(ctx), c.ID, o.svc.cfg.Now().Add(o.svc.cfg.RefusalDelay), "compliance check failed"); rerr != nil {
+					o.log.Warn("releasing attempt", "call_id", c.ID, "err", rerr)
+				}
+			case !d.Allow:
+				o.svc.metrics.blockedAtDial.Inc()
+				o.log.Info("blocked at dial time", "call_id", c.ID, "reasons", d.Reasons)
+				if f := o.svc.cfg.OnCallUpdate; f != nil {
+					c.State, c.Decision = controller.CallBlocked, &d
+					f(c)
+				}
+			default:
+				allowed[i] = true
+			}
+		}()
+	}
+	wg.Wait()
+	out := calls[:0:0]
+	for i, c := range calls {
+		if allowed[i] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // pace keeps originations within the switch's calls-per-second limit.

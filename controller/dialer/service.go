@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/compliance"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -42,6 +43,12 @@ type Config struct {
 	// api_on_answer or rtp_secure_media act on the switch and must never be
 	// open to clients.
 	AllowedVariables []string
+	// Gate is the compliance gate every attempt passes when it is created
+	// and again just before it is originated (required).
+	Gate controller.Gatekeeper
+	// DefaultRegion (ISO 3166 alpha-2, e.g. "US") parses numbers given
+	// without a leading +; empty: a + is required.
+	DefaultRegion string
 	// OnCallUpdate, when set, is called with each call after a change to it
 	// is persisted (state, facts, requeue). It runs on a switch's event
 	// goroutine and must not block.
@@ -110,6 +117,9 @@ func New(cfg Config, store controller.CallStore) (*Service, error) {
 	if cfg.Owner == "" {
 		return nil, controller.FieldError("owner", "an instance id is required")
 	}
+	if cfg.Gate == nil {
+		return nil, controller.FieldError("gate", "a compliance gate is required")
+	}
 	cfg.setDefaults()
 	return &Service{
 		cfg:     cfg,
@@ -172,14 +182,27 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 	if req.To == "" {
 		return controller.Call{}, controller.FieldError("to", "is required")
 	}
-	if !numberRE.MatchString(req.To) {
-		return controller.Call{}, controller.FieldError("to", "must be a phone number: 3 to 20 digits with an optional leading +")
+	if err := controller.CheckText("to", req.To); err != nil {
+		return controller.Call{}, err
+	}
+	to, err := compliance.ParseNumber(req.To, s.cfg.DefaultRegion)
+	if err != nil {
+		return controller.Call{}, err
 	}
 	if req.From == "" {
 		return controller.Call{}, controller.FieldError("from", "is required")
 	}
 	if !numberRE.MatchString(req.From) {
 		return controller.Call{}, controller.FieldError("from", "must be a phone number: 3 to 20 digits with an optional leading +")
+	}
+	from := req.From
+	if n, err := compliance.ParseNumber(req.From, s.cfg.DefaultRegion); err == nil {
+		from = n.E164
+	}
+	switch req.Purpose {
+	case "", controller.PurposeMarketing, controller.PurposeService, controller.PurposeTransactional:
+	default:
+		return controller.Call{}, controller.FieldError("purpose", "must be marketing, service or transactional")
 	}
 	if len(req.CallerIDName) > 64 {
 		return controller.Call{}, controller.FieldError("caller_id_name", "must be at most 64 characters")
@@ -221,8 +244,9 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 	return controller.Call{
 		TenantID:       tenant,
 		Switch:         req.Switch,
-		To:             req.To,
-		From:           req.From,
+		To:             to.E164,
+		From:           from,
+		Purpose:        req.Purpose,
 		CallerIDName:   req.CallerIDName,
 		Timeout:        timeout,
 		Variables:      req.Variables,
@@ -256,14 +280,49 @@ func (s *Service) CreateCall(ctx context.Context, req controller.CreateCallReque
 	if err != nil {
 		return controller.Call{}, false, err
 	}
-	call, created, err := s.store.CreateCall(ctx, c, requestHash(req))
+	call, created, d, err := s.store.CreateCallGated(ctx, c, requestHash(req), s.decider(c, controller.StageCreate))
 	if err != nil {
 		return controller.Call{}, false, fmt.Errorf("queueing call: %w", err)
 	}
-	if created {
+	if d.Stage != "" {
+		call.Decision = &d
+	}
+	if created && call.State == controller.CallQueued {
 		s.metrics.queued.Inc()
 	}
 	return call, created, nil
+}
+
+// decider runs the gate on c at stage.
+func (s *Service) decider(c controller.Call, stage string) controller.DecideFunc {
+	req := controller.CheckRequest{TenantID: c.TenantID, To: c.To, From: c.From, Purpose: c.Purpose,
+		Region: s.cfg.DefaultRegion, Stage: stage}
+	return func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
+		return s.cfg.Gate.Check(ctx, req, l)
+	}
+}
+
+// CheckCompliance implements controller.CallService.
+func (s *Service) CheckCompliance(ctx context.Context, req controller.CheckRequest) (controller.Decision, error) {
+	n, err := compliance.ParseNumber(req.To, s.cfg.DefaultRegion)
+	if err != nil {
+		return controller.Decision{}, err
+	}
+	if err := controller.CheckText("from", req.From); err != nil {
+		return controller.Decision{}, err
+	}
+	req.To, req.TenantID, req.Stage = n.E164, tenantOr(req.TenantID), controller.StageCreate
+	if req.Region == "" {
+		req.Region = s.cfg.DefaultRegion
+	}
+	return s.store.Gate(ctx, req.TenantID, n.E164, func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
+		return s.cfg.Gate.Check(ctx, req, l)
+	})
+}
+
+// GetAttempt implements controller.CallService.
+func (s *Service) GetAttempt(ctx context.Context, tenant string, id controller.CallID) (controller.Attempt, error) {
+	return s.store.GetAttempt(ctx, tenantOr(tenant), id)
 }
 
 // GetCall implements controller.CallService.

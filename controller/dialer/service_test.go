@@ -4,15 +4,28 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/calltest"
+	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/postgres/pgtest"
 	"github.com/stretchr/testify/require"
 )
+
+// labGate is the compliance gate with the lab preset: any hour, valid
+// numbers, 15 calls per number per day.
+func labGate(t *testing.T) controller.Gatekeeper {
+	t.Helper()
+	p, ok := compliance.Preset("lab")
+	require.True(t, ok)
+	g, err := compliance.New(compliance.StaticPolicy(p))
+	require.NoError(t, err)
+	return g
+}
 
 type bundle struct {
 	svc   *dialer.Service
@@ -26,7 +39,8 @@ func setup(t *testing.T, limits dialer.SwitchLimits, tweak ...func(*dialer.Confi
 	store := pgtest.New(t)
 	w := calltest.New(10 * time.Second)
 	sw := newFakeSwitch("fs1")
-	cfg := dialer.Config{Owner: "test-" + t.Name(), PollInterval: 50 * time.Millisecond, RefusalDelay: time.Millisecond, OnCallUpdate: w.Observe}
+	cfg := dialer.Config{Owner: "test-" + t.Name(), PollInterval: 50 * time.Millisecond, RefusalDelay: time.Millisecond,
+		OnCallUpdate: w.Observe, Gate: labGate(t)}
 	for _, f := range tweak {
 		f(&cfg, sw)
 	}
@@ -42,7 +56,7 @@ func setup(t *testing.T, limits dialer.SwitchLimits, tweak ...func(*dialer.Confi
 
 func (b *bundle) call(t *testing.T, to string) controller.Call {
 	t.Helper()
-	c, created, err := b.svc.CreateCall(context.Background(), controller.CreateCallRequest{To: to, From: "+15550000001"})
+	c, created, err := b.svc.CreateCall(context.Background(), controller.CreateCallRequest{To: to, From: "+12125550100"})
 	require.NoError(t, err)
 	require.True(t, created)
 	require.Equal(t, controller.CallQueued, c.State)
@@ -54,8 +68,8 @@ func TestCallOutcomes(t *testing.T) {
 	b := setup(t, dialer.SwitchLimits{})
 	ctx := context.Background()
 
-	answered := b.call(t, "+15550001001")
-	busy := b.call(t, "+15550001003")
+	answered := b.call(t, "+12125551001")
+	busy := b.call(t, "+12125551003")
 
 	got := b.w.WaitState(t, answered.ID, controller.CallCompleted)
 	require.Equal(t, 3, got.Billsec)
@@ -80,9 +94,9 @@ func TestCallOutcomes(t *testing.T) {
 func TestSessionLimitKeepsAttemptsQueued(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{MaxSessions: 1})
-	first := b.call(t, "+15550001005") // answers and stays up
+	first := b.call(t, "+12125551005") // answers and stays up
 	b.w.WaitState(t, first.ID, controller.CallAnswered)
-	second := b.call(t, "+15550001005")
+	second := b.call(t, "+12125551005")
 
 	// The second call must wait in the queue while the first holds the only
 	// session.
@@ -102,7 +116,7 @@ func TestSessionLimitKeepsAttemptsQueued(t *testing.T) {
 func TestSwitchRefusalRequeues(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{}, func(_ *dialer.Config, sw *fakeSwitch) { sw.refuseNext = 2 })
-	c := b.call(t, "+15550001001")
+	c := b.call(t, "+12125551001")
 	got := b.w.WaitState(t, c.ID, controller.CallCompleted)
 	require.Equal(t, 3, b.sw.originateCount(c.ID), "two refusals, then dialled")
 	require.Equal(t, "NORMAL_CLEARING", got.HangupCause)
@@ -111,7 +125,7 @@ func TestSwitchRefusalRequeues(t *testing.T) {
 func TestRefusalsEventuallyFail(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{}, func(cfg *dialer.Config, sw *fakeSwitch) { cfg.MaxRefusals = 2; sw.refuseNext = 100 })
-	c := b.call(t, "+15550001001")
+	c := b.call(t, "+12125551001")
 	got := b.w.WaitState(t, c.ID, controller.CallFailed)
 	require.Equal(t, "DESTINATION_OUT_OF_ORDER", got.HangupCause)
 	require.Equal(t, 3, b.sw.originateCount(c.ID))
@@ -120,7 +134,7 @@ func TestRefusalsEventuallyFail(t *testing.T) {
 func TestNotSentIsRetriedAmbiguousIsNot(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{}, func(_ *dialer.Config, sw *fakeSwitch) { sw.notSentNext = 1 })
-	c := b.call(t, "+15550001001")
+	c := b.call(t, "+12125551001")
 	b.w.WaitState(t, c.ID, controller.CallCompleted)
 	require.Equal(t, 2, b.sw.originateCount(c.ID))
 	require.Equal(t, c.ID, <-b.sw.sent)
@@ -128,7 +142,7 @@ func TestNotSentIsRetriedAmbiguousIsNot(t *testing.T) {
 	b.sw.mu.Lock()
 	b.sw.ambiguous = true
 	b.sw.mu.Unlock()
-	amb := b.call(t, "+15550001001")
+	amb := b.call(t, "+12125551001")
 	require.Equal(t, amb.ID, <-b.sw.sent)
 	// The link comes back; the switch has no such channel: the call failed
 	// somewhere callgate could not see, and it must never be sent again.
@@ -141,8 +155,8 @@ func TestNotSentIsRetriedAmbiguousIsNot(t *testing.T) {
 func TestReconcileAfterLinkDrop(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{})
-	up := b.call(t, "+15550001005")      // answered, stays up
-	ringing := b.call(t, "+15550001009") // ringing
+	up := b.call(t, "+12125551005")      // answered, stays up
+	ringing := b.call(t, "+12125551009") // ringing
 	b.w.WaitState(t, up.ID, controller.CallAnswered)
 	b.w.WaitState(t, ringing.ID, controller.CallRinging)
 
@@ -164,7 +178,8 @@ func TestRestartAdoptsInFlightCalls(t *testing.T) {
 	w := calltest.New(10 * time.Second)
 	start := func(owner string) (*dialer.Service, *fakeSwitch, context.CancelFunc) {
 		sw := newFakeSwitch("fs1")
-		svc, err := dialer.New(dialer.Config{Owner: owner, PollInterval: 20 * time.Millisecond, LeaseTTL: time.Second, OnCallUpdate: w.Observe}, store)
+		svc, err := dialer.New(dialer.Config{Owner: owner, PollInterval: 20 * time.Millisecond, LeaseTTL: time.Second,
+			OnCallUpdate: w.Observe, Gate: labGate(t)}, store)
 		require.NoError(t, err)
 		sw.sink = svc
 		svc.AddSwitch(sw, dialer.SwitchLimits{})
@@ -173,7 +188,7 @@ func TestRestartAdoptsInFlightCalls(t *testing.T) {
 		return svc, sw, cancel
 	}
 	svc1, sw1, cancel1 := start("first")
-	c, _, err := svc1.CreateCall(ctx, controller.CreateCallRequest{To: "+15550001005", From: "+15550000001"})
+	c, _, err := svc1.CreateCall(ctx, controller.CreateCallRequest{To: "+12125551005", From: "+12125550100"})
 	require.NoError(t, err)
 	w.WaitState(t, c.ID, controller.CallAnswered)
 	cancel1()
@@ -207,17 +222,17 @@ func TestCreateCallValidation(t *testing.T) {
 		req   controller.CreateCallRequest
 		field string
 	}{
-		{controller.CreateCallRequest{From: "+15550000001"}, "to"},
-		{controller.CreateCallRequest{To: "555-1234", From: "+15550000001"}, "to"},
-		{controller.CreateCallRequest{To: "+15550001001\n", From: "+15550000001"}, "to"},
-		{controller.CreateCallRequest{To: "+15550001001"}, "from"},
-		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Switch: "nope"}, "switch"},
-		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", TimeoutSeconds: -1}, "timeout_seconds"},
-		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", CallerIDName: "a\nb"}, "caller_id_name"},
-		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Variables: map[string]string{"a,b": "x"}}, "variables"},
-		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Variables: map[string]string{"api_on_answer": "hupall"}}, "variables"},
-		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", Variables: map[string]string{"cg_x": "a}b"}}, "variables.cg_x"},
-		{controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", CallerIDName: "${uuid}"}, "caller_id_name"},
+		{controller.CreateCallRequest{From: "+12125550100"}, "to"},
+		{controller.CreateCallRequest{To: "555-1234", From: "+12125550100"}, "to"},
+		{controller.CreateCallRequest{To: "+12125551001\n", From: "+12125550100"}, "to"},
+		{controller.CreateCallRequest{To: "+12125551001"}, "from"},
+		{controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", Switch: "nope"}, "switch"},
+		{controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", TimeoutSeconds: -1}, "timeout_seconds"},
+		{controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", CallerIDName: "a\nb"}, "caller_id_name"},
+		{controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", Variables: map[string]string{"a,b": "x"}}, "variables"},
+		{controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", Variables: map[string]string{"api_on_answer": "hupall"}}, "variables"},
+		{controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", Variables: map[string]string{"cg_x": "a}b"}}, "variables.cg_x"},
+		{controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", CallerIDName: "${uuid}"}, "caller_id_name"},
 	}
 	for i, tt := range tests {
 		_, _, err := b.svc.CreateCall(ctx, tt.req)
@@ -233,7 +248,7 @@ func TestIdempotentCreate(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{})
 	ctx := context.Background()
-	req := controller.CreateCallRequest{To: "+15550001001", From: "+15550000001", IdempotencyKey: "k-1"}
+	req := controller.CreateCallRequest{To: "+12125551001", From: "+12125550100", IdempotencyKey: "k-1"}
 	var wg sync.WaitGroup
 	ids := make([]controller.CallID, 10)
 	for i := range ids {
@@ -249,7 +264,7 @@ func TestIdempotentCreate(t *testing.T) {
 	for _, id := range ids {
 		require.Equal(t, ids[0], id)
 	}
-	req.To = "+15550001003"
+	req.To = "+12125551003"
 	_, _, err := b.svc.CreateCall(ctx, req)
 	require.Equal(t, controller.ECONFLICT, controller.ErrorCode(err))
 }
@@ -258,9 +273,9 @@ func TestHangupQueuedAndLive(t *testing.T) {
 	t.Parallel()
 	b := setup(t, dialer.SwitchLimits{MaxSessions: 1})
 	ctx := context.Background()
-	live := b.call(t, "+15550001005")
+	live := b.call(t, "+12125551005")
 	b.w.WaitState(t, live.ID, controller.CallAnswered)
-	queued := b.call(t, "+15550001005") // held back by the session limit
+	queued := b.call(t, "+12125551005") // held back by the session limit
 
 	c, err := b.svc.HangupCall(ctx, "", queued.ID, "")
 	require.NoError(t, err)
@@ -276,4 +291,61 @@ func TestHangupQueuedAndLive(t *testing.T) {
 	_, err = b.svc.HangupCall(ctx, "", controller.CallID(fmt.Sprintf("%08d-0000-0000-0000-000000000000", 1)), "")
 	require.Equal(t, controller.ENOTFOUND, controller.ErrorCode(err))
 	require.Zero(t, b.sw.originateCount(queued.ID))
+}
+
+// dialBlocker wraps a gate and blocks every dial-time check once armed, as a
+// refusal or a cap reached between creation and dialling would.
+type dialBlocker struct {
+	inner controller.Gatekeeper
+	armed atomic.Bool
+}
+
+func (g *dialBlocker) Check(ctx context.Context, req controller.CheckRequest, l controller.Lookup) (controller.Decision, error) {
+	d, err := g.inner.Check(ctx, req, l)
+	if req.Stage == controller.StageDial && g.armed.Load() {
+		d.Allow, d.Reasons = false, []string{controller.ReasonRefused}
+	}
+	return d, err
+}
+
+func TestDialTimeCheckBlocks(t *testing.T) {
+	t.Parallel()
+	gate := &dialBlocker{inner: labGate(t)}
+	b := setup(t, dialer.SwitchLimits{MaxSessions: 1}, func(cfg *dialer.Config, _ *fakeSwitch) { cfg.Gate = gate })
+	first := b.call(t, "+12125551005") // holds the only session
+	b.w.WaitState(t, first.ID, controller.CallAnswered)
+	second := b.call(t, "+12125551001") // allowed now, waits for the session
+	require.True(t, second.Decision.Allow)
+
+	gate.armed.Store(true) // the rules change before it is dialled
+	b.sw.end(first.ID, true)
+	got := b.w.WaitState(t, second.ID, controller.CallBlocked)
+	require.Equal(t, []string{controller.ReasonRefused}, got.Decision.Reasons)
+	require.Zero(t, b.sw.originateCount(second.ID), "a call blocked at dial time never reaches the switch")
+
+	a, err := b.svc.GetAttempt(context.Background(), "", second.ID)
+	require.NoError(t, err)
+	require.Equal(t, "blocked", a.Status)
+	require.False(t, a.DialDecision.Allow)
+	c, err := b.svc.GetCall(context.Background(), "", second.ID)
+	require.NoError(t, err)
+	require.Equal(t, controller.CallBlocked, c.State)
+}
+
+func TestBlockedAtCreateNeverDialled(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{})
+	ctx := context.Background()
+	var last controller.Call
+	for i := range 16 {
+		c, _, err := b.svc.CreateCall(ctx, controller.CreateCallRequest{To: "+12125551003", From: "+12125550100"})
+		require.NoError(t, err)
+		if i < 15 {
+			require.Equal(t, controller.CallQueued, c.State, "call %d", i)
+		}
+		last = c
+	}
+	require.Equal(t, controller.CallBlocked, last.State)
+	require.Equal(t, []string{controller.ReasonCapDaily}, last.Decision.Reasons)
+	require.Zero(t, b.sw.originateCount(last.ID))
 }

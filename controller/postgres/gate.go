@@ -80,10 +80,10 @@ WITH key AS (
 	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
 ), c AS (
 	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number,
-		caller_id_name, timeout_ms, variables, state, idempotency_key, ended_at)
+		caller_id_name, timeout_ms, variables, state, idempotency_key, ended_at, purpose)
 	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::text, $5::text,
 		$6::text, $7::int, $8::jsonb, $11::text, nullif($9::text, ''),
-		CASE WHEN $11::text = 'blocked' THEN statement_timestamp() END
+		CASE WHEN $11::text = 'blocked' THEN statement_timestamp() END, $14::text
 	FROM gate
 	RETURNING attempt_id, created_at, updated_at, ended_at
 ), a AS (
@@ -170,7 +170,7 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 	b := &pgx.Batch{}
 	b.Queue(createGatedSQL, c.ID, c.TenantID, c.Switch, c.To, c.From,
 		c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash,
-		string(state), raw, reasons,
+		string(state), raw, reasons, string(c.Purpose),
 	).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt, &c.EndedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -362,19 +362,8 @@ func joinReasons(reasons []string) string {
 	return "blocked: " + strings.Join(reasons, ", ")
 }
 
-// AttemptRecord is a call's attempt with what the compliance gate decided.
-type AttemptRecord struct {
-	ID             int64                `json:"id"`
-	CallID         controller.CallID    `json:"call_id"`
-	TenantID       string               `json:"tenant_id"`
-	Status         string               `json:"status"` // queued | claimed | sent | done | canceled | blocked
-	ToNumber       string               `json:"to_number,omitempty"`
-	AllowedAt      *time.Time           `json:"allowed_at,omitempty"` // when its frequency-cap slot was reserved
-	Decision       *controller.Decision `json:"decision,omitempty"`   // at creation
-	DialDecision   *controller.Decision `json:"dial_decision,omitempty"`
-	BlockedReasons []string             `json:"blocked_reasons,omitempty"`
-	CreatedAt      time.Time            `json:"created_at"`
-}
+// AttemptRecord is the domain's attempt with its decisions.
+type AttemptRecord = controller.Attempt
 
 // GetAttempt returns the attempt of a call with its decisions. Returns
 // ENOTFOUND if the call does not exist for the tenant.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/callgate/callgate/controller"
 	"github.com/nyaruka/phonenumbers"
@@ -28,7 +29,40 @@ const maxNumberInput = 64
 // rejected (E.164 cannot carry one). Returns an EINVALID *controller.Error
 // on field "to" that never holds the full number when raw is not a valid
 // number; it never panics.
-func ParseNumber(raw, defaultRegion string) (n Number, err error) {
+//
+// Successful results are cached (a call's number is parsed when it is
+// created and at both gate stages): the Number returned is shared and must
+// be treated as read-only.
+func ParseNumber(raw, defaultRegion string) (Number, error) {
+	key := defaultRegion + "|" + raw
+	parsed.mu.Lock()
+	n, ok := parsed.m[key]
+	parsed.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	n, err := parseNumber(raw, defaultRegion)
+	if err == nil {
+		parsed.mu.Lock()
+		if len(parsed.m) >= parsedMax {
+			parsed.m = make(map[string]Number) // crude but bounded
+		}
+		parsed.m[key] = n
+		parsed.mu.Unlock()
+	}
+	return n, err
+}
+
+// parsed caches successful parses; parsedMax bounds its memory (about
+// 300 bytes an entry).
+var parsed = struct {
+	mu sync.Mutex
+	m  map[string]Number
+}{m: make(map[string]Number)}
+
+const parsedMax = 100_000
+
+func parseNumber(raw, defaultRegion string) (n Number, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a library bug must not take the gate down
 			n, err = Number{}, controller.FieldError("to", "number %s could not be parsed", controller.MaskNumber(raw))

@@ -239,7 +239,7 @@ func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
 // goes back to the queue: nothing is dialled without an allowing decision.
 func (o *owner) recheck(ctx context.Context, calls []controller.Call) []controller.Call {
 	allowed := make([]bool, len(calls))
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	for i, c := range calls {
 		wg.Add(1)

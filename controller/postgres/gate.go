@@ -320,6 +320,11 @@ func (s *Store) RecheckAttempt(ctx context.Context, id controller.CallID, decide
 	b := &pgx.Batch{}
 	scan := func(row pgx.Row) error { return row.Scan(&n) }
 	if d.Allow {
+		// No need to wait for this commit's flush: the durable
+		// MarkOriginating that must precede any originate comes later in
+		// the WAL, so flushing it flushes this too; a crash before then
+		// loses only a decision that is taken again.
+		b.Queue(`SET LOCAL synchronous_commit = off`)
 		b.Queue(`
 			WITH a AS (
 				UPDATE attempts a SET dial_decision = $2, to_number = c.to_number, allowed_at = statement_timestamp()

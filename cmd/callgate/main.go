@@ -4,6 +4,7 @@
 //	callgate migrate    apply database migrations and exit
 //	callgate switchsim  run the protocol-faithful FreeSWITCH simulator
 //	callgate bench      measure whole-stack originations against switchsim
+//	callgate bench compliance   gate decisions and DNC import at national scale
 //	callgate version    print the version
 package main
 
@@ -38,6 +39,8 @@ commands:
   migrate    apply database migrations and exit
   switchsim  run the FreeSWITCH ESL simulator (--listen, --password)
   bench      measure whole-stack originations against an in-process switchsim
+  bench compliance
+             gate decision latency with 10M DNC entries and 1M consents, DNC import speed
   version    print the version
 
 Run "callgate <command> -h" for a command's flags.`
@@ -65,6 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "switchsim":
 		return runSwitchsim(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
+		if len(args) > 1 && args[1] == "compliance" {
+			return runBenchCompliance(ctx, args[2:], getenv, stdout, stderr)
+		}
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "callgate", version)

@@ -151,7 +151,11 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 // requestContext bounds the work one request may start.
 func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		timeout := s.cfg.RequestTimeout
+		if c.Path() == importPath { // an upload streams for longer
+			timeout = s.cfg.ImportTimeout
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
 		defer cancel()
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)

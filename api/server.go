@@ -34,6 +34,8 @@ const (
 	DefaultMaxBodyBytes   = 64 << 10
 	DefaultRequestTimeout = 30 * time.Second
 	DefaultReadyTimeout   = 2 * time.Second
+	DefaultMaxImportBytes = 512 << 20
+	DefaultImportTimeout  = 30 * time.Minute
 )
 
 // Config configures the HTTP API. Zero fields take the defaults above.
@@ -50,6 +52,13 @@ type Config struct {
 	// Tenant is the tenant every request acts for until authentication maps
 	// tokens to tenants. Default controller.DefaultTenant. Env: CALLGATE_API_TENANT.
 	Tenant string
+	// MaxImportBytes is the largest do-not-call CSV upload accepted (POST
+	// /v1/dnc/lists/{id}/import); larger ones get 413. Default 512 MiB.
+	// Env: CALLGATE_API_MAX_IMPORT_BYTES.
+	MaxImportBytes int64
+	// ImportTimeout bounds the context of a do-not-call upload instead of
+	// RequestTimeout. Default 30m. Env: CALLGATE_API_IMPORT_TIMEOUT.
+	ImportTimeout time.Duration
 }
 
 // Validate reports the first field that is out of range. Zero values are
@@ -62,6 +71,10 @@ func (c Config) Validate() error {
 		return controller.FieldError("RequestTimeout", "must not be negative")
 	case c.ReadyTimeout < 0:
 		return controller.FieldError("ReadyTimeout", "must not be negative")
+	case c.MaxImportBytes < 0:
+		return controller.FieldError("MaxImportBytes", "must not be negative")
+	case c.ImportTimeout < 0:
+		return controller.FieldError("ImportTimeout", "must not be negative")
 	}
 	return nil
 }
@@ -79,6 +92,12 @@ func (c Config) withDefaults() Config {
 	if c.Tenant == "" {
 		c.Tenant = controller.DefaultTenant
 	}
+	if c.MaxImportBytes <= 0 {
+		c.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if c.ImportTimeout <= 0 {
+		c.ImportTimeout = DefaultImportTimeout
+	}
 	return c
 }
 
@@ -86,6 +105,7 @@ func (c Config) withDefaults() Config {
 type Server struct {
 	cfg     Config
 	svc     controller.CallService
+	admin   controller.ComplianceAdmin // nil: the administration routes answer 503
 	logger  *slog.Logger
 	echo    *echo.Echo
 	metrics *httpMetrics
@@ -136,6 +156,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	e.GET("/v1/switches", s.switches)
 	e.POST("/v1/compliance/check", s.checkCompliance, limit)
 	e.GET("/v1/attempts/:id", s.getAttempt)
+	s.registerComplianceAdmin(e, limit)
 
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true

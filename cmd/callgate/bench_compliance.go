@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/postgres"
@@ -172,10 +170,6 @@ func benchCompliance(ctx context.Context, o complianceBenchOptions, log io.Write
 		fmt.Fprintf(log, "%s bench compliance: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}
 
-	cfg, err := pgxpool.ParseConfig(o.DSN)
-	if err != nil {
-		return res, fmt.Errorf("bench compliance: parsing --database-url: %w", err)
-	}
 	schema, err := postgres.CreateBenchSchema(ctx, o.DSN)
 	if err != nil {
 		return res, fmt.Errorf("bench compliance: %w", err)
@@ -195,9 +189,7 @@ func benchCompliance(ctx context.Context, o complianceBenchOptions, log io.Write
 		}
 		logf("dropped schema %s", schema)
 	}()
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = int32(max(8, o.Concurrency+2))
-	db, err := postgres.OpenConfig(ctx, cfg)
+	db, err := postgres.OpenSchema(ctx, o.DSN, schema, max(8, o.Concurrency+2))
 	if err != nil {
 		return res, fmt.Errorf("bench compliance: %w", err)
 	}

@@ -98,6 +98,7 @@ type SwitchLimits struct {
 type Service struct {
 	cfg     Config
 	store   controller.CallStore
+	admin   controller.ComplianceStore // the same store, for the compliance administration
 	log     *slog.Logger
 	metrics *metrics
 
@@ -111,8 +112,9 @@ var (
 	_ controller.EventSink   = (*Service)(nil)
 )
 
-// New returns a Service over store. Switches are added with AddSwitch before
-// Start.
+// New returns a Service over store, which must also implement
+// controller.ComplianceStore (for Admin). Switches are added with AddSwitch
+// before Start.
 func New(cfg Config, store controller.CallStore) (*Service, error) {
 	if cfg.Owner == "" {
 		return nil, controller.FieldError("owner", "an instance id is required")
@@ -120,10 +122,15 @@ func New(cfg Config, store controller.CallStore) (*Service, error) {
 	if cfg.Gate == nil {
 		return nil, controller.FieldError("gate", "a compliance gate is required")
 	}
+	admin, ok := store.(controller.ComplianceStore)
+	if !ok {
+		return nil, fmt.Errorf("creating dialer: the store (%T) does not implement controller.ComplianceStore", store)
+	}
 	cfg.setDefaults()
 	return &Service{
 		cfg:     cfg,
 		store:   store,
+		admin:   admin,
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Registerer),
 		owners:  map[string]*owner{},

@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 	"regexp"
 	"strconv"
 
@@ -165,4 +167,18 @@ func (s *Store) benchSeed(ctx context.Context, what string, stmts []string, args
 		}
 	}
 	return nil
+}
+
+// OpenSchema opens a pool on dsn whose connections use schema as their
+// search path, with at most maxConns connections (0: the default).
+func OpenSchema(ctx context.Context, dsn, schema string, maxConns int) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database URL: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	if maxConns > 0 {
+		cfg.MaxConns = int32(maxConns)
+	}
+	return OpenConfig(ctx, cfg)
 }

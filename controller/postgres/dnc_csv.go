@@ -13,10 +13,7 @@ import (
 )
 
 // DNCRowError is a row of a do-not-call upload that was not loaded.
-type DNCRowError struct {
-	Line  int64  `json:"line"` // 1-based line of the upload where the row starts
-	Error string `json:"error"`
-}
+type DNCRowError = controller.DNCRowError
 
 // Limits of a do-not-call upload.
 const (

@@ -14,41 +14,10 @@ import (
 )
 
 // DNCImportOptions says how to load an upload into a do-not-call list.
-type DNCImportOptions struct {
-	// Scrub marks the upload as a fresh copy of the list's source (a
-	// national registry download): the list's last scrub time becomes
-	// ScrubAt, or the database's now if ScrubAt is zero.
-	Scrub   bool
-	ScrubAt time.Time
-	// Replace makes the upload the whole list: entries not in it are
-	// removed. It fails closed: an upload with any bad row is refused
-	// (EINVALID, nothing applied), since a number lost to a typo would
-	// otherwise leave the list.
-	Replace bool
-	// MaxRowErrors caps the bad rows listed in the report (all are
-	// counted); zero means DefaultMaxRowErrors.
-	MaxRowErrors int
-	// SortRows caps how many numbers are sorted in memory, 8 bytes each;
-	// zero means DefaultImportSortRows. An upload that fits is deduplicated
-	// in Go and, into an empty list, copied straight into the entries'
-	// btree in key order: no staging table, no sort in the database. A
-	// bigger one streams through a staging table, about twice as slowly.
-	SortRows int
-}
+type DNCImportOptions = controller.DNCImportOptions
 
 // DNCImportReport is what an import did.
-type DNCImportReport struct {
-	ListID      string        `json:"list_id"`
-	Rows        int64         `json:"rows"`    // data rows read (a header row and blank lines excluded)
-	Valid       int64         `json:"valid"`   // rows holding a valid number
-	Added       int64         `json:"added"`   // numbers new to the list
-	Removed     int64         `json:"removed"` // numbers removed (Replace)
-	Invalid     int64         `json:"invalid"` // rows not loaded; the first ones are in Errors
-	Errors      []DNCRowError `json:"errors,omitempty"`
-	Header      bool          `json:"header"`  // the first row was a header and was skipped
-	Entries     int64         `json:"entries"` // numbers on the list afterwards
-	LastScrubAt time.Time     `json:"last_scrub_at,omitzero"`
-}
+type DNCImportReport = controller.DNCImportReport
 
 // DefaultImportSortRows is how many numbers an import sorts in memory by
 // default: 32 MiB.

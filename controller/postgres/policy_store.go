@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,14 +13,7 @@ import (
 
 // Policy is one version of a compliance policy: its rules as JSON, which the
 // compliance package reads.
-type Policy struct {
-	ID        string          `json:"id"`
-	Version   int             `json:"version"`
-	TenantID  string          `json:"tenant_id,omitempty"` // empty: a preset every tenant may use
-	Name      string          `json:"name"`
-	Body      json.RawMessage `json:"body"`
-	CreatedAt time.Time       `json:"created_at"`
-}
+type Policy = controller.PolicyRecord
 
 const policyColumns = `p.id, p.version, coalesce(p.tenant_id, ''), p.name, p.body, p.created_at`
 
@@ -58,12 +50,20 @@ func (s *Store) PutPolicy(ctx context.Context, tenant, id, name string, body jso
 	}
 	for range 5 { // concurrent saves of one id race for the next version
 		var version int
-		err := s.db.pool.QueryRow(ctx, `
-			INSERT INTO policies (id, version, tenant_id, name, body)
-			SELECT $1, coalesce(max(version), 0) + 1, nullif($2, ''), $3, $4
-			FROM policies WHERE id = $1
-			HAVING coalesce(bool_and(tenant_id IS NOT DISTINCT FROM nullif($2, '')), true)
-			RETURNING version`, id, tenant, name, []byte(body)).Scan(&version)
+		// Saves of one id take turns on an advisory lock, so each reads the
+		// latest version committed before it (READ COMMITTED, new snapshot
+		// per statement) and never collides.
+		err := pgx.BeginTxFunc(ctx, s.db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('callgate policy ' || current_schema() || ' ' || $1::text, 0))`, id); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `
+				INSERT INTO policies (id, version, tenant_id, name, body)
+				SELECT $1, coalesce(max(version), 0) + 1, nullif($2, ''), $3, $4
+				FROM policies WHERE id = $1
+				HAVING coalesce(bool_and(tenant_id IS NOT DISTINCT FROM nullif($2, '')), true)
+				RETURNING version`, id, tenant, name, []byte(body)).Scan(&version)
+		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, fmt.Errorf("saving policy: %w",
 				controller.Errorf(controller.ECONFLICT, "policy id %q belongs to another tenant", id))

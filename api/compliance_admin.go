@@ -1,0 +1,592 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// importPath is the route of a do-not-call upload: it has its own body
+// limit and timeout.
+const importPath = "/v1/dnc/lists/:id/import"
+
+// errNoAdmin answers the administration routes when the CallService
+// offers no compliance administration.
+var errNoAdmin = controller.Errorf(controller.EUNAVAILABLE, "compliance administration is not available")
+
+// adminProvider is what a CallService offers when it can administer
+// compliance data (controller/dialer.Service does).
+type adminProvider interface {
+	Admin() controller.ComplianceAdmin
+}
+
+// registerComplianceAdmin adds the compliance administration routes. They
+// are always registered (so the OpenAPI document is exact) and answer 503
+// when there is no administration behind them.
+func (s *Server) registerComplianceAdmin(e *echo.Echo, limit echo.MiddlewareFunc) {
+	if p, ok := s.svc.(adminProvider); ok {
+		s.admin = p.Admin()
+	}
+	e.POST("/v1/consents", s.createConsent, limit)
+	e.GET("/v1/consents", s.listConsents)
+	e.GET("/v1/consents/:id", s.getConsent)
+	e.POST("/v1/consents/:id/revoke", s.revokeConsent, limit)
+	e.POST("/v1/refusals", s.createRefusal, limit)
+	e.GET("/v1/refusals", s.listRefusals)
+	e.POST("/v1/refusals/:id/lift", s.liftRefusal, limit)
+	e.POST("/v1/dnc/lists", s.createDNCList, limit)
+	e.GET("/v1/dnc/lists", s.listDNCLists)
+	e.POST("/v1/dnc/lists/:id/numbers", s.addDNCNumber, limit)
+	e.DELETE("/v1/dnc/lists/:id/numbers/:number", s.removeDNCNumber)
+	e.POST(importPath, s.importDNC, s.limitImport)
+	e.PUT("/v1/policies/:id", s.putPolicy, limit)
+	e.GET("/v1/policies", s.listPolicies)
+	e.GET("/v1/policies/:id", s.getPolicy)
+	e.POST("/v1/policies/:id/assign", s.assignPolicy, limit)
+}
+
+// complianceAdmin returns the administration, or EUNAVAILABLE.
+func (s *Server) complianceAdmin() (controller.ComplianceAdmin, error) {
+	if s.admin == nil {
+		return nil, errNoAdmin
+	}
+	return s.admin, nil
+}
+
+// limitImport is limitBody with MaxImportBytes: an upload may be large.
+func (s *Server) limitImport(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.cfg.MaxImportBytes {
+			return &http.MaxBytesError{Limit: s.cfg.MaxImportBytes}
+		}
+		if req.Body != nil {
+			req.Body = http.MaxBytesReader(c.Response().Writer, req.Body, s.cfg.MaxImportBytes)
+		}
+		return next(c)
+	}
+}
+
+// boolean decodes member name as true or false into dst; absent and null
+// leave dst unchanged.
+func (o object) boolean(name string, dst *bool) error {
+	raw, ok := o[name]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return controller.FieldError(name, "must be true or false")
+	}
+	return nil
+}
+
+// timestamp decodes member name as an RFC 3339 time; absent, null and ""
+// leave dst nil.
+func (o object) timestamp(name string, dst **time.Time) error {
+	var v string
+	if err := o.str(name, &v); err != nil || v == "" {
+		return err
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return controller.FieldError(name, "must be an RFC 3339 time such as 2026-11-21T10:00:00Z")
+	}
+	*dst = &t
+	return nil
+}
+
+// firstErr returns the first non-nil error.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// numberQuery returns the required ?number= of a listing.
+func numberQuery(c echo.Context) (string, error) {
+	if err := checkQuery(c.QueryParams(), "number"); err != nil {
+		return "", err
+	}
+	n := c.QueryParam("number")
+	if n == "" {
+		return "", controller.FieldError("number", "is required")
+	}
+	return n, nil
+}
+
+// consentFields are the members POST /v1/consents accepts.
+var consentFields = []string{"number", "purpose", "source", "proof_ref", "prompt_id", "prompt_version",
+	"digit", "call_id", "given_at", "expires_at"}
+
+// createConsent records consent evidence: 201 with the stored consent.
+func (s *Server) createConsent(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	obj, err := readObject(c, false, consentFields...)
+	if err != nil {
+		return err
+	}
+	var (
+		in              controller.Consent
+		purpose, callID string
+		givenAt         *time.Time
+	)
+	if err := firstErr(
+		obj.str("number", &in.Number),
+		obj.str("purpose", &purpose),
+		obj.str("source", &in.Source),
+		obj.str("proof_ref", &in.ProofRef),
+		obj.str("prompt_id", &in.PromptID),
+		obj.str("prompt_version", &in.PromptVersion),
+		obj.str("digit", &in.Digit),
+		obj.str("call_id", &callID),
+		obj.timestamp("given_at", &givenAt),
+		obj.timestamp("expires_at", &in.ExpiresAt),
+	); err != nil {
+		return err
+	}
+	if in.Number == "" {
+		return controller.FieldError("number", "is required")
+	}
+	in.Purpose, in.CallID = controller.Purpose(purpose), controller.CallID(callID)
+	if givenAt != nil {
+		in.GivenAt = *givenAt
+	}
+	out, err := adm.CreateConsent(c.Request().Context(), s.cfg.Tenant, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+// getConsent returns one consent.
+func (s *Server) getConsent(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	out, err := adm.GetConsent(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// revokeConsent revokes a consent now: 200 with it.
+func (s *Server) revokeConsent(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	if _, err := readObject(c, true); err != nil {
+		return err
+	}
+	out, err := adm.RevokeConsent(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// consentList is the body of GET /v1/consents.
+type consentList struct {
+	Consents []controller.Consent `json:"consents"`
+}
+
+// listConsents returns the tenant's consents for ?number=, newest first.
+func (s *Server) listConsents(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	n, err := numberQuery(c)
+	if err != nil {
+		return err
+	}
+	list, err := adm.ListConsents(c.Request().Context(), s.cfg.Tenant, n)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []controller.Consent{}
+	}
+	return c.JSON(http.StatusOK, consentList{Consents: list})
+}
+
+// refusalFields are the members POST /v1/refusals accepts.
+var refusalFields = []string{"number", "source", "call_id", "until", "forever"}
+
+// createRefusal locks a number (manual refusal) and cancels its queued
+// calls: 201 with the refusal and how many calls were canceled.
+func (s *Server) createRefusal(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	obj, err := readObject(c, false, refusalFields...)
+	if err != nil {
+		return err
+	}
+	var (
+		req    controller.RefusalRequest
+		callID string
+	)
+	if err := firstErr(
+		obj.str("number", &req.Number),
+		obj.str("source", &req.Source),
+		obj.str("call_id", &callID),
+		obj.timestamp("until", &req.Until),
+		obj.boolean("forever", &req.Forever),
+	); err != nil {
+		return err
+	}
+	if req.Number == "" {
+		return controller.FieldError("number", "is required")
+	}
+	req.CallID = controller.CallID(callID)
+	out, err := adm.LockNumber(c.Request().Context(), s.cfg.Tenant, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+// refusalList is the body of GET /v1/refusals.
+type refusalList struct {
+	Refusals []controller.Refusal `json:"refusals"`
+}
+
+// listRefusals returns every refusal of ?number=, newest first.
+func (s *Server) listRefusals(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	n, err := numberQuery(c)
+	if err != nil {
+		return err
+	}
+	list, err := adm.ListRefusals(c.Request().Context(), n)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []controller.Refusal{}
+	}
+	return c.JSON(http.StatusOK, refusalList{Refusals: list})
+}
+
+// liftRefusal ends a refusal lock now: 200 with it.
+func (s *Server) liftRefusal(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	if _, err := readObject(c, true); err != nil {
+		return err
+	}
+	out, err := adm.LiftRefusal(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// dncListFields are the members POST /v1/dnc/lists accepts.
+var dncListFields = []string{"id", "name", "kind", "source"}
+
+// createDNCList records a do-not-call list of the tenant: 201 with it.
+func (s *Server) createDNCList(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	obj, err := readObject(c, false, dncListFields...)
+	if err != nil {
+		return err
+	}
+	var l controller.DNCList
+	if err := firstErr(
+		obj.str("id", &l.ID),
+		obj.str("name", &l.Name),
+		obj.str("kind", &l.Kind),
+		obj.str("source", &l.Source),
+	); err != nil {
+		return err
+	}
+	out, err := adm.CreateDNCList(c.Request().Context(), s.cfg.Tenant, l)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+// dncListList is the body of GET /v1/dnc/lists.
+type dncListList struct {
+	Lists []controller.DNCList `json:"lists"`
+}
+
+// listDNCLists returns the lists the tenant can see with their entry
+// counts and last scrub times.
+func (s *Server) listDNCLists(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	list, err := adm.ListDNCLists(c.Request().Context(), s.cfg.Tenant)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []controller.DNCList{}
+	}
+	return c.JSON(http.StatusOK, dncListList{Lists: list})
+}
+
+// dncEntry is the body of POST /v1/dnc/lists/{id}/numbers.
+type dncEntry struct {
+	ListID string `json:"list_id"`
+	Number string `json:"number"`
+	Added  bool   `json:"added"` // false: it was on the list already
+}
+
+// addDNCNumber puts one number on a list: 201 when it is new there, 200
+// when it was there already.
+func (s *Server) addDNCNumber(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	obj, err := readObject(c, false, "number")
+	if err != nil {
+		return err
+	}
+	var n string
+	if err := obj.str("number", &n); err != nil {
+		return err
+	}
+	if n == "" {
+		return controller.FieldError("number", "is required")
+	}
+	id := c.Param("id")
+	e164, added, err := adm.AddDNCNumber(c.Request().Context(), s.cfg.Tenant, id, n)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if added {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, dncEntry{ListID: id, Number: e164, Added: added})
+}
+
+// removeDNCNumber takes one number off a list: 204.
+func (s *Server) removeDNCNumber(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	n, err := url.PathUnescape(c.Param("number"))
+	if err != nil {
+		return controller.FieldError("number", "malformed path escape")
+	}
+	if err := adm.RemoveDNCNumber(c.Request().Context(), s.cfg.Tenant, c.Param("id"), n); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// importDNC streams a CSV upload into a list: 200 with the report, bad
+// rows listed with their line numbers. ?scrub=true marks the list scrubbed.
+func (s *Server) importDNC(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams(), "scrub"); err != nil {
+		return err
+	}
+	var opts controller.DNCImport
+	if v, ok := c.QueryParams()["scrub"]; ok {
+		if opts.Scrub, err = strconv.ParseBool(v[0]); err != nil || (v[0] != "true" && v[0] != "false") {
+			return controller.FieldError("scrub", "must be true or false")
+		}
+	}
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if err != nil || mt != "text/csv" {
+		return &controller.Error{Code: codeUnsupportedMediaType, Field: "Content-Type", Message: "the upload must be text/csv"}
+	}
+	body := c.Request().Body
+	if body == nil {
+		body = http.NoBody
+	}
+	rep, err := adm.ImportDNC(c.Request().Context(), s.cfg.Tenant, c.Param("id"), body, opts)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
+}
+
+// readRawObject reads a request body that must be one JSON object and
+// returns it undecoded, for a document the domain decodes strictly.
+func readRawObject(c echo.Context) (json.RawMessage, error) {
+	req := c.Request()
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, err
+			}
+			return nil, controller.Errorf(controller.EINVALID, "reading request body: %v", err)
+		}
+	}
+	if len(body) == 0 {
+		return nil, controller.Errorf(controller.EINVALID, "request body is required: a JSON object")
+	}
+	if err := checkJSONContentType(req.Header.Get(echo.HeaderContentType)); err != nil {
+		return nil, err
+	}
+	if !json.Valid(body) {
+		var v any
+		return nil, malformed(json.Unmarshal(body, &v))
+	}
+	if obj := object(nil); json.Unmarshal(body, &obj) != nil || obj == nil {
+		return nil, controller.Errorf(controller.EINVALID, "request body must be a JSON object")
+	}
+	return body, nil
+}
+
+// putPolicy saves the body as the next version of a policy: 200 with the
+// stored version.
+func (s *Server) putPolicy(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	body, err := readRawObject(c)
+	if err != nil {
+		return err
+	}
+	out, err := adm.PutPolicy(c.Request().Context(), s.cfg.Tenant, c.Param("id"), body)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// policyList is the body of GET /v1/policies.
+type policyList struct {
+	Policies []controller.PolicyRecord `json:"policies"`
+}
+
+// listPolicies returns the latest version of every policy the tenant can see.
+func (s *Server) listPolicies(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	list, err := adm.ListPolicies(c.Request().Context(), s.cfg.Tenant)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []controller.PolicyRecord{}
+	}
+	return c.JSON(http.StatusOK, policyList{Policies: list})
+}
+
+// getPolicy returns a policy's latest version, or ?version=.
+func (s *Server) getPolicy(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams(), "version"); err != nil {
+		return err
+	}
+	version := 0
+	if v, ok := c.QueryParams()["version"]; ok {
+		if version, err = strconv.Atoi(v[0]); err != nil || version < 1 {
+			return controller.FieldError("version", "must be a whole number ≥ 1")
+		}
+	}
+	out, err := adm.GetPolicy(c.Request().Context(), s.cfg.Tenant, c.Param("id"), version)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// assignPolicy makes a policy govern a campaign, or with an empty or absent
+// campaign_id the tenant's campaigns without their own: 200 with the
+// assignment.
+func (s *Server) assignPolicy(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	obj, err := readObject(c, true, "campaign_id")
+	if err != nil {
+		return err
+	}
+	a := controller.PolicyAssignment{PolicyID: c.Param("id")}
+	if err := obj.str("campaign_id", &a.CampaignID); err != nil {
+		return err
+	}
+	if err := adm.AssignPolicy(c.Request().Context(), s.cfg.Tenant, a); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, a)
+}

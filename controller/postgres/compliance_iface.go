@@ -1,0 +1,5 @@
+package postgres
+
+import "github.com/callgate/callgate/controller"
+
+var _ controller.ComplianceStore = (*Store)(nil)

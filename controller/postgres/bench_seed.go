@@ -9,12 +9,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 	"regexp"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // BenchNPAs are the US area codes (ascending) the benchmark's synthetic

@@ -52,6 +52,9 @@ func (s *Server) registerComplianceAdmin(e *echo.Echo, limit echo.MiddlewareFunc
 	e.GET("/v1/policies", s.listPolicies)
 	e.GET("/v1/policies/:id", s.getPolicy)
 	e.POST("/v1/policies/:id/assign", s.assignPolicy, limit)
+	e.POST("/v1/caller-ids", s.addCallerID, limit)
+	e.GET("/v1/caller-ids", s.listCallerIDs)
+	e.DELETE("/v1/caller-ids/:number", s.removeCallerID)
 }
 
 // complianceAdmin returns the administration, or EUNAVAILABLE.

@@ -130,4 +130,8 @@ type ComplianceStore interface {
 	// AssignPolicy makes a policy govern a campaign of the tenant (empty:
 	// the tenant's default). Returns ENOTFOUND if the tenant cannot see it.
 	AssignPolicy(ctx context.Context, tenant, campaign, policyID string) error
+	// PolicyFor returns the latest version of the policy governing a
+	// campaign of the tenant (its own assignment, else the tenant default).
+	// Returns ENOTFOUND when neither is assigned.
+	PolicyFor(ctx context.Context, tenant, campaign string) (PolicyRecord, error)
 }

@@ -77,7 +77,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Now != nil {
 		opts = append(opts, compliance.WithNow(m.Now))
 	}
-	gate, err := compliance.New(compliance.StaticPolicy(policy), opts...)
+	gate, err := compliance.New(dialer.PolicySource(policy), opts...)
 	if err != nil {
 		return fmt.Errorf("building the compliance gate: %w", err)
 	}

@@ -277,6 +277,7 @@ func (a *complianceAdmin) PutPolicy(ctx context.Context, tenant, id string, body
 	if err != nil {
 		return controller.PolicyRecord{}, err
 	}
+	a.s.policies.clear()
 	return a.store().GetPolicy(ctx, tenant, id, version)
 }
 
@@ -341,5 +342,6 @@ func (a *complianceAdmin) ListPolicies(ctx context.Context, tenant string) ([]co
 
 // AssignPolicy implements controller.ComplianceAdmin.
 func (a *complianceAdmin) AssignPolicy(ctx context.Context, tenant string, asg controller.PolicyAssignment) error {
+	defer a.s.policies.clear()
 	return a.store().AssignPolicy(ctx, tenantOrDefault(tenant), asg.CampaignID, asg.PolicyID)
 }

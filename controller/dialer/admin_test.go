@@ -3,6 +3,7 @@ package dialer_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/dialer"
+	"github.com/callgate/callgate/controller/postgres"
+	"github.com/callgate/callgate/controller/postgres/pgtest"
 )
 
 // TestAdminRefusalCancelsQueued: a manual refusal through the admin cancels
@@ -166,4 +169,70 @@ func TestAdminPolicies(t *testing.T) {
 	require.NotNil(t, rev.RevokedAt)
 	_, err = adm.CreateConsent(ctx, "", controller.Consent{Number: "x", Purpose: controller.PurposeMarketing, Source: "agent"})
 	require.Equal(t, "number", controller.ErrorField(err))
+}
+
+func TestAssignedPolicyGovernsTheGate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{})
+	ctx := context.Background()
+	adm := b.svc.Admin()
+	// Under the configured (lab) policy a number gets 15 calls a day; the
+	// tenant's assigned policy allows only one.
+	body := `{"name":"one a day","refusal_lock_days":90,"daily_cap":1,"hours":[{"days":["mon","tue","wed","thu","fri","sat","sun"],"start":"00:00","end":"24:00"}]}`
+	_, err := adm.PutPolicy(ctx, "", "one-a-day", []byte(body))
+	require.NoError(t, err)
+	require.NoError(t, adm.AssignPolicy(ctx, "", controller.PolicyAssignment{PolicyID: "one-a-day"}))
+
+	first, _, err := b.svc.CreateCall(ctx, controller.CreateCallRequest{To: "+12125551003", From: "+12125550100"})
+	require.NoError(t, err)
+	require.Equal(t, controller.CallQueued, first.State)
+	require.Equal(t, "one-a-day", first.Decision.PolicyID)
+	second, _, err := b.svc.CreateCall(ctx, controller.CreateCallRequest{To: "+12125551003", From: "+12125550100"})
+	require.NoError(t, err)
+	require.Equal(t, controller.CallBlocked, second.State)
+	require.Equal(t, []string{controller.ReasonCapDaily}, second.Decision.Reasons)
+
+	d, err := b.svc.CheckCompliance(ctx, controller.CheckRequest{To: "+12125551003"})
+	require.NoError(t, err)
+	require.Equal(t, "one-a-day", d.PolicyID)
+	require.False(t, d.Allow)
+}
+
+func TestConcurrentCapExactAcrossControllers(t *testing.T) {
+	t.Parallel()
+	store := pgtest.New(t)
+	ctx := context.Background()
+	// A second controller process: its own pool on the same schema.
+	db2, err := postgres.OpenConfig(ctx, store.DB().Pool().Config().Copy())
+	require.NoError(t, err)
+	t.Cleanup(db2.Close)
+	other := postgres.NewStore(db2)
+	mk := func(st controller.CallStore, owner string) *dialer.Service {
+		svc, err := dialer.New(dialer.Config{Owner: owner, Gate: labGate(t)}, st)
+		require.NoError(t, err)
+		return svc
+	}
+	services := []*dialer.Service{mk(store, "a"), mk(other, "b")}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	states := map[controller.CallState]int{}
+	reasons := map[string]int{}
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, _, err := services[i%2].CreateCall(ctx, controller.CreateCallRequest{To: "+12125551004", From: "+12125550100"})
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			states[c.State]++
+			for _, r := range c.Decision.Reasons {
+				reasons[r]++
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, 15, states[controller.CallQueued])
+	require.Equal(t, 85, states[controller.CallBlocked])
+	require.Equal(t, map[string]int{controller.ReasonCapDaily: 85}, reasons)
 }

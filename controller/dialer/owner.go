@@ -246,7 +246,11 @@ func (o *owner) recheck(ctx context.Context, calls []controller.Call) []controll
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			d, err := o.svc.store.RecheckAttempt(ctx, c.ID, o.svc.decider(c, controller.StageDial))
+			pctx, err := o.svc.withPolicy(ctx, c.TenantID, "")
+			var d controller.Decision
+			if err == nil {
+				d, err = o.svc.store.RecheckAttempt(pctx, c.ID, o.svc.decider(c, controller.StageDial))
+			}
 			switch {
 			case err != nil && controller.ErrorCode(err) == controller.ECONFLICT:
 				// Left the queue meanwhile (canceled, refused): not ours to dial.

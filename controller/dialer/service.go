@@ -96,11 +96,13 @@ type SwitchLimits struct {
 
 // Service implements controller.CallService and controller.EventSink.
 type Service struct {
-	cfg     Config
-	store   controller.CallStore
-	admin   controller.ComplianceStore // the same store, for the compliance administration
-	log     *slog.Logger
-	metrics *metrics
+	cfg   Config
+	store controller.CallStore
+	admin controller.ComplianceStore // the same store, for the compliance administration
+
+	policies policyCache
+	log      *slog.Logger
+	metrics  *metrics
 
 	mu     sync.RWMutex
 	owners map[string]*owner // by switch name
@@ -287,7 +289,11 @@ func (s *Service) CreateCall(ctx context.Context, req controller.CreateCallReque
 	if err != nil {
 		return controller.Call{}, false, err
 	}
-	call, created, d, err := s.store.CreateCallGated(ctx, c, requestHash(req), s.decider(c, controller.StageCreate))
+	pctx, err := s.withPolicy(ctx, c.TenantID, "")
+	if err != nil {
+		return controller.Call{}, false, err
+	}
+	call, created, d, err := s.store.CreateCallGated(pctx, c, requestHash(req), s.decider(c, controller.StageCreate))
 	if err != nil {
 		return controller.Call{}, false, fmt.Errorf("queueing call: %w", err)
 	}
@@ -321,6 +327,10 @@ func (s *Service) CheckCompliance(ctx context.Context, req controller.CheckReque
 	req.To, req.TenantID, req.Stage = n.E164, tenantOr(req.TenantID), controller.StageCreate
 	if req.Region == "" {
 		req.Region = s.cfg.DefaultRegion
+	}
+	ctx, err = s.withPolicy(ctx, req.TenantID, req.CampaignID)
+	if err != nil {
+		return controller.Decision{}, err
 	}
 	return s.store.Gate(ctx, req.TenantID, n.E164, func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
 		return s.cfg.Gate.Check(ctx, req, l)

@@ -22,7 +22,7 @@ func labGate(t *testing.T) controller.Gatekeeper {
 	t.Helper()
 	p, ok := compliance.Preset("lab")
 	require.True(t, ok)
-	g, err := compliance.New(compliance.StaticPolicy(p))
+	g, err := compliance.New(dialer.PolicySource(p))
 	require.NoError(t, err)
 	return g
 }

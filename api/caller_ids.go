@@ -1,0 +1,82 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// CallerIDList is the body of GET /v1/caller-ids.
+type CallerIDList struct {
+	CallerIDs []string `json:"caller_ids"`
+}
+
+// addCallerID registers a number the tenant owns and may present: 201 with
+// the number in E.164.
+func (s *Server) addCallerID(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	obj, err := readObject(c, false, "number")
+	if err != nil {
+		return err
+	}
+	var n string
+	if err := obj.str("number", &n); err != nil {
+		return err
+	}
+	if n == "" {
+		return controller.FieldError("number", "is required")
+	}
+	e164, err := adm.AddCallerID(c.Request().Context(), s.cfg.Tenant, n)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"number": e164})
+}
+
+// listCallerIDs returns the tenant's owned caller IDs.
+func (s *Server) listCallerIDs(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	ids, err := adm.ListCallerIDs(c.Request().Context(), s.cfg.Tenant)
+	if err != nil {
+		return err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return c.JSON(http.StatusOK, CallerIDList{CallerIDs: ids})
+}
+
+// removeCallerID withdraws a caller ID: 204, or 404 if the tenant does not
+// own it.
+func (s *Server) removeCallerID(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	n, err := url.PathUnescape(c.Param("number"))
+	if err != nil {
+		return controller.FieldError("number", "malformed path escape")
+	}
+	if err := adm.RemoveCallerID(c.Request().Context(), s.cfg.Tenant, n); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -223,7 +223,7 @@ func TestE2ELinkDropMidCall(t *testing.T) {
 	got, _ = e.getCall(t, kept.ID)
 	require.Equal(t, controller.CallCompleted, got.State)
 	require.False(t, got.Reconciled, "its hangup arrived as events on the new link")
-	require.Positive(t, got.Billsec)
+	require.NotNil(t, got.AnsweredAt) // billsec is whole seconds and may be 0 at test speed
 }
 
 func TestE2ESessionLimit(t *testing.T) {

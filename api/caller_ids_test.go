@@ -33,3 +33,11 @@ func TestCallerIDsAPI(t *testing.T) {
 	plain := setup(t)
 	requireError(t, plain.do(t, http.MethodGet, "/v1/caller-ids", ""), http.StatusServiceUnavailable, controller.EUNAVAILABLE, "")
 }
+
+func TestDeletePolicyAPI(t *testing.T) {
+	t.Parallel()
+	b := setupAdmin(t)
+	require.Equal(t, http.StatusNoContent, b.do(t, http.MethodDelete, "/v1/policies/strict", "").Code)
+	requireError(t, b.do(t, http.MethodDelete, "/v1/policies/assigned", ""), http.StatusConflict, controller.ECONFLICT, "")
+	requireError(t, b.do(t, http.MethodDelete, "/v1/policies/missing", ""), http.StatusNotFound, controller.ENOTFOUND, "")
+}

@@ -52,6 +52,7 @@ func (s *Server) registerComplianceAdmin(e *echo.Echo, limit echo.MiddlewareFunc
 	e.GET("/v1/policies", s.listPolicies)
 	e.GET("/v1/policies/:id", s.getPolicy)
 	e.POST("/v1/policies/:id/assign", s.assignPolicy, limit)
+	e.DELETE("/v1/policies/:id", s.deletePolicy)
 	e.POST("/v1/caller-ids", s.addCallerID, limit)
 	e.GET("/v1/caller-ids", s.listCallerIDs)
 	e.DELETE("/v1/caller-ids/:number", s.removeCallerID)
@@ -592,4 +593,19 @@ func (s *Server) assignPolicy(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, a)
+}
+
+// deletePolicy removes a policy the tenant owns: 204; 409 while assigned.
+func (s *Server) deletePolicy(c echo.Context) error {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return err
+	}
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	if err := adm.DeletePolicy(c.Request().Context(), s.cfg.Tenant, c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }

@@ -307,6 +307,18 @@ func (f *fakeAdmin) AddCallerID(_ context.Context, _, number string) (string, er
 	return fakeNumber(number)
 }
 
+func (f *fakeAdmin) DeletePolicy(_ context.Context, _, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id == "assigned" {
+		return controller.Errorf(controller.ECONFLICT, "policy is assigned")
+	}
+	if id == "missing" {
+		return controller.Errorf(controller.ENOTFOUND, "policy not found")
+	}
+	return nil
+}
+
 func (f *fakeAdmin) RemoveCallerID(context.Context, string, string) error { return nil }
 
 func (f *fakeAdmin) ListCallerIDs(context.Context, string) ([]string, error) { return []string{}, nil }

@@ -122,6 +122,9 @@ type ComplianceAdmin interface {
 	// GetPolicy returns a version of a policy (0: the latest). Returns
 	// ENOTFOUND if the tenant cannot see it, EINVALID for a negative version.
 	GetPolicy(ctx context.Context, tenant, id string, version int) (PolicyRecord, error)
+	// DeletePolicy removes every version of a policy the tenant owns.
+	// Returns ENOTFOUND if there is none, ECONFLICT while it is assigned.
+	DeletePolicy(ctx context.Context, tenant, id string) error
 	// ListPolicies returns the latest version of every policy the tenant can see.
 	ListPolicies(ctx context.Context, tenant string) ([]PolicyRecord, error)
 	// AssignPolicy makes a policy govern a campaign of the tenant (empty:

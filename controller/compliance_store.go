@@ -130,6 +130,9 @@ type ComplianceStore interface {
 	// AssignPolicy makes a policy govern a campaign of the tenant (empty:
 	// the tenant's default). Returns ENOTFOUND if the tenant cannot see it.
 	AssignPolicy(ctx context.Context, tenant, campaign, policyID string) error
+	// DeletePolicy removes every version of a policy the tenant owns.
+	// Returns ENOTFOUND if there is none, ECONFLICT while it is assigned.
+	DeletePolicy(ctx context.Context, tenant, id string) error
 	// PolicyFor returns the latest version of the policy governing a
 	// campaign of the tenant (its own assignment, else the tenant default).
 	// Returns ENOTFOUND when neither is assigned.

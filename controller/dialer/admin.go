@@ -340,6 +340,12 @@ func (a *complianceAdmin) ListPolicies(ctx context.Context, tenant string) ([]co
 	return a.store().ListPolicies(ctx, tenantOrDefault(tenant))
 }
 
+// DeletePolicy implements controller.ComplianceAdmin.
+func (a *complianceAdmin) DeletePolicy(ctx context.Context, tenant, id string) error {
+	defer a.s.policies.clear()
+	return a.store().DeletePolicy(ctx, tenantOrDefault(tenant), id)
+}
+
 // AssignPolicy implements controller.ComplianceAdmin.
 func (a *complianceAdmin) AssignPolicy(ctx context.Context, tenant string, asg controller.PolicyAssignment) error {
 	defer a.s.policies.clear()

@@ -196,6 +196,20 @@ func TestAssignedPolicyGovernsTheGate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "one-a-day", d.PolicyID)
 	require.False(t, d.Allow)
+
+	// An assigned policy cannot be deleted; once another governs, it can.
+	require.Equal(t, controller.ECONFLICT, controller.ErrorCode(adm.DeletePolicy(ctx, "", "one-a-day")))
+	_, err = adm.PutPolicy(ctx, "", "two-a-day", []byte(strings.Replace(body, `"daily_cap":1`, `"daily_cap":2`, 1)))
+	require.NoError(t, err)
+	require.NoError(t, adm.AssignPolicy(ctx, "", controller.PolicyAssignment{PolicyID: "two-a-day"}))
+	require.NoError(t, adm.DeletePolicy(ctx, "", "one-a-day"))
+	_, err = adm.GetPolicy(ctx, "", "one-a-day", 0)
+	require.Equal(t, controller.ENOTFOUND, controller.ErrorCode(err))
+	require.Equal(t, controller.ENOTFOUND, controller.ErrorCode(adm.DeletePolicy(ctx, "", "one-a-day")))
+	third, _, err := b.svc.CreateCall(ctx, controller.CreateCallRequest{To: "+12125551003", From: "+12125550100"})
+	require.NoError(t, err)
+	require.Equal(t, controller.CallQueued, third.State, "the new policy allows a second call")
+	require.Equal(t, "two-a-day", third.Decision.PolicyID)
 }
 
 func TestConcurrentCapExactAcrossControllers(t *testing.T) {

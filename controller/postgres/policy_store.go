@@ -162,3 +162,31 @@ func (s *Store) PolicyFor(ctx context.Context, tenant, campaign string) (Policy,
 	}
 	return p, nil
 }
+
+// DeletePolicy removes every version of a policy the tenant owns. Returns
+// ENOTFOUND if the tenant owns no such policy and ECONFLICT while it is
+// assigned (unassign it first: calls must never be judged by a policy that
+// vanished). Decisions already stored keep the policy's id and version.
+func (s *Store) DeletePolicy(ctx context.Context, tenant, id string) error {
+	var deleted, assigned int
+	err := s.db.pool.QueryRow(ctx, `
+		WITH a AS (
+			SELECT count(*) AS n FROM policy_assignments WHERE tenant_id = $1 AND policy_id = $2
+		), d AS (
+			DELETE FROM policies p USING a
+			WHERE p.id = $2 AND p.tenant_id = $1 AND a.n = 0
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM d), (SELECT n FROM a)`, tenant, id).Scan(&deleted, &assigned)
+	if err != nil {
+		return fmt.Errorf("deleting policy %s: %w", id, translate(err))
+	}
+	if assigned > 0 {
+		return fmt.Errorf("deleting policy %s: %w", id,
+			controller.Errorf(controller.ECONFLICT, "policy %q is assigned; assign another policy first", id))
+	}
+	if deleted == 0 {
+		return fmt.Errorf("deleting policy: %w", policyNotFound(id))
+	}
+	return nil
+}

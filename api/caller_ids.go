@@ -17,11 +17,8 @@ type CallerIDList struct {
 // addCallerID registers a number the tenant owns and may present: 201 with
 // the number in E.164.
 func (s *Server) addCallerID(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	obj, err := readObject(c, false, "number")
@@ -44,11 +41,8 @@ func (s *Server) addCallerID(c echo.Context) error {
 
 // listCallerIDs returns the tenant's owned caller IDs.
 func (s *Server) listCallerIDs(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	ids, err := adm.ListCallerIDs(c.Request().Context(), s.cfg.Tenant)
@@ -64,11 +58,8 @@ func (s *Server) listCallerIDs(c echo.Context) error {
 // removeCallerID withdraws a caller ID: 204, or 404 if the tenant does not
 // own it.
 func (s *Server) removeCallerID(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	n, err := url.PathUnescape(c.Param("number"))

@@ -58,6 +58,17 @@ func (s *Server) registerComplianceAdmin(e *echo.Echo, limit echo.MiddlewareFunc
 	e.DELETE("/v1/caller-ids/:number", s.removeCallerID)
 }
 
+// adminCall returns the administration for a request, after checking its
+// query parameters against those allowed. Returns EUNAVAILABLE without an
+// administration, EINVALID for an unexpected parameter.
+func (s *Server) adminCall(c echo.Context, query ...string) (controller.ComplianceAdmin, error) {
+	adm, err := s.complianceAdmin()
+	if err != nil {
+		return nil, err
+	}
+	return adm, checkQuery(c.QueryParams(), query...)
+}
+
 // complianceAdmin returns the administration, or EUNAVAILABLE.
 func (s *Server) complianceAdmin() (controller.ComplianceAdmin, error) {
 	if s.admin == nil {
@@ -136,11 +147,8 @@ var consentFields = []string{"number", "purpose", "source", "proof_ref", "prompt
 
 // createConsent records consent evidence: 201 with the stored consent.
 func (s *Server) createConsent(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	obj, err := readObject(c, false, consentFields...)
@@ -182,11 +190,8 @@ func (s *Server) createConsent(c echo.Context) error {
 
 // getConsent returns one consent.
 func (s *Server) getConsent(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	out, err := adm.GetConsent(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
@@ -198,11 +203,8 @@ func (s *Server) getConsent(c echo.Context) error {
 
 // revokeConsent revokes a consent now: 200 with it.
 func (s *Server) revokeConsent(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	if _, err := readObject(c, true); err != nil {
@@ -246,11 +248,8 @@ var refusalFields = []string{"number", "source", "call_id", "until", "forever"}
 // createRefusal locks a number (manual refusal) and cancels its queued
 // calls: 201 with the refusal and how many calls were canceled.
 func (s *Server) createRefusal(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	obj, err := readObject(c, false, refusalFields...)
@@ -308,11 +307,8 @@ func (s *Server) listRefusals(c echo.Context) error {
 
 // liftRefusal ends a refusal lock now: 200 with it.
 func (s *Server) liftRefusal(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	if _, err := readObject(c, true); err != nil {
@@ -330,11 +326,8 @@ var dncListFields = []string{"id", "name", "kind", "source"}
 
 // createDNCList records a do-not-call list of the tenant: 201 with it.
 func (s *Server) createDNCList(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	obj, err := readObject(c, false, dncListFields...)
@@ -365,11 +358,8 @@ type dncListList struct {
 // listDNCLists returns the lists the tenant can see with their entry
 // counts and last scrub times.
 func (s *Server) listDNCLists(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	list, err := adm.ListDNCLists(c.Request().Context(), s.cfg.Tenant)
@@ -392,11 +382,8 @@ type dncEntry struct {
 // addDNCNumber puts one number on a list: 201 when it is new there, 200
 // when it was there already.
 func (s *Server) addDNCNumber(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	obj, err := readObject(c, false, "number")
@@ -424,11 +411,8 @@ func (s *Server) addDNCNumber(c echo.Context) error {
 
 // removeDNCNumber takes one number off a list: 204.
 func (s *Server) removeDNCNumber(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	n, err := url.PathUnescape(c.Param("number"))
@@ -444,11 +428,8 @@ func (s *Server) removeDNCNumber(c echo.Context) error {
 // importDNC streams a CSV upload into a list: 200 with the report, bad
 // rows listed with their line numbers. ?scrub=true marks the list scrubbed.
 func (s *Server) importDNC(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c, "scrub")
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams(), "scrub"); err != nil {
 		return err
 	}
 	var opts controller.DNCImport
@@ -506,11 +487,8 @@ func readRawObject(c echo.Context) (json.RawMessage, error) {
 // putPolicy saves the body as the next version of a policy: 200 with the
 // stored version.
 func (s *Server) putPolicy(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	body, err := readRawObject(c)
@@ -531,11 +509,8 @@ type policyList struct {
 
 // listPolicies returns the latest version of every policy the tenant can see.
 func (s *Server) listPolicies(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	list, err := adm.ListPolicies(c.Request().Context(), s.cfg.Tenant)
@@ -550,11 +525,8 @@ func (s *Server) listPolicies(c echo.Context) error {
 
 // getPolicy returns a policy's latest version, or ?version=.
 func (s *Server) getPolicy(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c, "version")
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams(), "version"); err != nil {
 		return err
 	}
 	version := 0
@@ -574,11 +546,8 @@ func (s *Server) getPolicy(c echo.Context) error {
 // campaign_id the tenant's campaigns without their own: 200 with the
 // assignment.
 func (s *Server) assignPolicy(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	obj, err := readObject(c, true, "campaign_id")
@@ -597,11 +566,8 @@ func (s *Server) assignPolicy(c echo.Context) error {
 
 // deletePolicy removes a policy the tenant owns: 204; 409 while assigned.
 func (s *Server) deletePolicy(c echo.Context) error {
-	adm, err := s.complianceAdmin()
+	adm, err := s.adminCall(c)
 	if err != nil {
-		return err
-	}
-	if err := checkQuery(c.QueryParams()); err != nil {
 		return err
 	}
 	if err := adm.DeletePolicy(c.Request().Context(), s.cfg.Tenant, c.Param("id")); err != nil {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -77,7 +79,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	base := sim.Originated()
 	url := "http://" + m.Addr() + "/v1/calls"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers}}
-	var next, failed atomic.Int64
+	var next, failed, blocked atomic.Int64
+	// Numbers unique to this run: the daily cap is per number, so a run
+	// that reused another run's numbers the same day could be blocked.
+	// One random exchange of a New York area code, 8 000 numbers in it.
+	exchange := 200 + rand.IntN(800)
+	if *calls > 8000 {
+		return errors.New("bench: at most 8000 calls per run (one exchange of distinct numbers)")
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range *workers {
@@ -87,16 +96,23 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			for i := next.Add(1); i <= int64(*calls); i = next.Add(1) {
 				// A distinct valid number per call (the daily cap is per
 				// number); switchsim answers, holds 1 s (scaled), hangs up.
-				body := fmt.Sprintf(`{"to":"+1212%03d%04d","from":"+12125550100","purpose":"service","timeout_seconds":30}`, 200+i/8000, 2000+i%8000)
+				body := fmt.Sprintf(`{"to":"+1212%03d%04d","from":"+12125550100","purpose":"service","timeout_seconds":30}`, exchange, 2000+i-1)
 				resp, err := client.Post(url, "application/json", strings.NewReader(body))
 				if err != nil {
 					failed.Add(1)
 					continue
 				}
+				var c struct {
+					State string `json:"state"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&c)
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
+				switch {
+				case err != nil || resp.StatusCode != http.StatusAccepted:
 					failed.Add(1)
+				case c.State == "blocked":
+					blocked.Add(1)
 				}
 			}
 		}()
@@ -105,6 +121,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	accepted := time.Since(start)
 	if f := failed.Load(); f > 0 {
 		return fmt.Errorf("bench: %d of %d requests failed", f, *calls)
+	}
+	if b := blocked.Load(); b > 0 {
+		return fmt.Errorf("bench: the compliance gate blocked %d of %d calls; the figures would not be comparable", b, *calls)
 	}
 	// Wait until switchsim has received every originate.
 	for sim.Originated()-base < *calls {

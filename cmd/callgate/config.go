@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -294,13 +293,11 @@ func loadPolicy(nameOrPath string) (compliance.Policy, error) {
 		return compliance.Policy{}, fmt.Errorf("%q is neither a preset (%s) nor a readable file: %w",
 			nameOrPath, strings.Join(compliance.PresetNames(), ", "), err)
 	}
-	var p compliance.Policy
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return p, fmt.Errorf("%s: %w", nameOrPath, err)
+	p, err := compliance.DecodePolicy(b)
+	if err == nil {
+		err = p.Validate()
 	}
-	if err := p.Validate(); err != nil {
+	if err != nil {
 		return p, fmt.Errorf("%s: %w", nameOrPath, err)
 	}
 	return p, nil

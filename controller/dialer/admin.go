@@ -1,13 +1,11 @@
 package dialer
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/callgate/callgate/controller"
@@ -255,7 +253,7 @@ func (a *complianceAdmin) ListCallerIDs(ctx context.Context, tenant string) ([]s
 // authority (the store assigns it).
 func (a *complianceAdmin) PutPolicy(ctx context.Context, tenant, id string, body json.RawMessage) (controller.PolicyRecord, error) {
 	tenant = tenantOrDefault(tenant)
-	p, err := decodePolicy(body)
+	p, err := compliance.DecodePolicy(body)
 	if err != nil {
 		return controller.PolicyRecord{}, err
 	}
@@ -279,38 +277,6 @@ func (a *complianceAdmin) PutPolicy(ctx context.Context, tenant, id string, body
 	}
 	a.s.policies.clear()
 	return a.store().GetPolicy(ctx, tenant, id, version)
-}
-
-// decodePolicy decodes one JSON object into a policy, rejecting unknown
-// fields and trailing data. Returns EINVALID naming the field at fault.
-func decodePolicy(body []byte) (compliance.Policy, error) {
-	var p compliance.Policy
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&p)
-	var (
-		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
-	)
-	switch {
-	case err == nil:
-	case errors.As(err, &syn):
-		return p, controller.Errorf(controller.EINVALID, "malformed JSON at byte %d", syn.Offset)
-	case errors.As(err, &typ):
-		return p, controller.FieldError(typ.Field, "must be %s", typ.Type.String())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name, uerr := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		if uerr != nil {
-			name = "body"
-		}
-		return p, controller.FieldError(name, "unknown field")
-	default:
-		return p, controller.Errorf(controller.EINVALID, "policy must be a JSON object: %v", err)
-	}
-	if dec.More() {
-		return p, controller.Errorf(controller.EINVALID, "malformed JSON: unexpected data after the object")
-	}
-	return p, nil
 }
 
 // policyDocument encodes p for the store without its version.

@@ -66,7 +66,7 @@ func (s *Service) withPolicy(ctx context.Context, tenant, campaign string) (cont
 		case err != nil:
 			return ctx, fmt.Errorf("finding the policy of tenant %q: %w", tenant, err)
 		default:
-			p, err := decodePolicy(rec.Body)
+			p, err := compliance.DecodePolicy(rec.Body)
 			if err == nil {
 				p.ID, p.Version = rec.ID, rec.Version
 				err = p.Validate()

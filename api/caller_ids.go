@@ -21,16 +21,9 @@ func (s *Server) addCallerID(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	obj, err := readObject(c, false, "number")
+	n, err := readNumber(c)
 	if err != nil {
 		return err
-	}
-	var n string
-	if err := obj.str("number", &n); err != nil {
-		return err
-	}
-	if n == "" {
-		return controller.FieldError("number", "is required")
 	}
 	e164, err := adm.AddCallerID(c.Request().Context(), s.cfg.Tenant, n)
 	if err != nil {
@@ -49,10 +42,7 @@ func (s *Server) listCallerIDs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if ids == nil {
-		ids = []string{}
-	}
-	return c.JSON(http.StatusOK, CallerIDList{CallerIDs: ids})
+	return c.JSON(http.StatusOK, CallerIDList{CallerIDs: orEmpty(ids)})
 }
 
 // removeCallerID withdraws a caller ID: 204, or 404 if the tenant does not

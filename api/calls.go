@@ -154,9 +154,7 @@ func (s *Server) getCall(c echo.Context) error {
 		if events, err = s.svc.CallEvents(ctx, s.cfg.Tenant, call.ID); err != nil {
 			return err
 		}
-		if events == nil {
-			events = []controller.CallEventRecord{}
-		}
+		events = orEmpty(events) // asked for: [] rather than absent
 	}
 	return c.JSON(http.StatusOK, NewCallResource(call, events))
 }
@@ -174,10 +172,7 @@ func (s *Server) callEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if events == nil {
-		events = []controller.CallEventRecord{}
-	}
-	return c.JSON(http.StatusOK, EventList{Events: events})
+	return c.JSON(http.StatusOK, EventList{Events: orEmpty(events)})
 }
 
 // listFilters are the query parameters GET /v1/calls accepts.

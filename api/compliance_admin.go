@@ -2,8 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -236,10 +234,7 @@ func (s *Server) listConsents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []controller.Consent{}
-	}
-	return c.JSON(http.StatusOK, consentList{Consents: list})
+	return c.JSON(http.StatusOK, consentList{Consents: orEmpty(list)})
 }
 
 // refusalFields are the members POST /v1/refusals accepts.
@@ -299,10 +294,7 @@ func (s *Server) listRefusals(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []controller.Refusal{}
-	}
-	return c.JSON(http.StatusOK, refusalList{Refusals: list})
+	return c.JSON(http.StatusOK, refusalList{Refusals: orEmpty(list)})
 }
 
 // liftRefusal ends a refusal lock now: 200 with it.
@@ -366,10 +358,7 @@ func (s *Server) listDNCLists(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []controller.DNCList{}
-	}
-	return c.JSON(http.StatusOK, dncListList{Lists: list})
+	return c.JSON(http.StatusOK, dncListList{Lists: orEmpty(list)})
 }
 
 // dncEntry is the body of POST /v1/dnc/lists/{id}/numbers.
@@ -386,16 +375,9 @@ func (s *Server) addDNCNumber(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	obj, err := readObject(c, false, "number")
+	n, err := readNumber(c)
 	if err != nil {
 		return err
-	}
-	var n string
-	if err := obj.str("number", &n); err != nil {
-		return err
-	}
-	if n == "" {
-		return controller.FieldError("number", "is required")
 	}
 	id := c.Param("id")
 	e164, added, err := adm.AddDNCNumber(c.Request().Context(), s.cfg.Tenant, id, n)
@@ -457,16 +439,9 @@ func (s *Server) importDNC(c echo.Context) error {
 // returns it undecoded, for a document the domain decodes strictly.
 func readRawObject(c echo.Context) (json.RawMessage, error) {
 	req := c.Request()
-	var body []byte
-	if req.Body != nil {
-		var err error
-		if body, err = io.ReadAll(req.Body); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, err
-			}
-			return nil, controller.Errorf(controller.EINVALID, "reading request body: %v", err)
-		}
+	body, err := readBody(req)
+	if err != nil {
+		return nil, err
 	}
 	if len(body) == 0 {
 		return nil, controller.Errorf(controller.EINVALID, "request body is required: a JSON object")
@@ -517,10 +492,7 @@ func (s *Server) listPolicies(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []controller.PolicyRecord{}
-	}
-	return c.JSON(http.StatusOK, policyList{Policies: list})
+	return c.JSON(http.StatusOK, policyList{Policies: orEmpty(list)})
 }
 
 // getPolicy returns a policy's latest version, or ?version=.

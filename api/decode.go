@@ -29,16 +29,9 @@ type object map[string]json.RawMessage
 // Members are matched exactly: encoding/json would accept "TO" for "to".
 func readObject(c echo.Context, allowEmpty bool, allowed ...string) (object, error) {
 	req := c.Request()
-	var body []byte
-	if req.Body != nil {
-		var err error
-		if body, err = io.ReadAll(req.Body); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, err
-			}
-			return nil, controller.Errorf(controller.EINVALID, "reading request body: %v", err)
-		}
+	body, err := readBody(req)
+	if err != nil {
+		return nil, err
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -241,3 +234,45 @@ func validCallID(id string) bool {
 
 // errCallNotFound answers a path whose ID cannot name a call.
 var errCallNotFound = controller.Errorf(controller.ENOTFOUND, "call not found")
+
+// readBody reads a request's whole body. A body over the limit yields
+// *http.MaxBytesError (413); any other read failure is EINVALID.
+func readBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, controller.Errorf(controller.EINVALID, "reading request body: %v", err)
+	}
+	return body, nil
+}
+
+// readNumber reads a body that is {"number": "…"} and returns the number.
+// Returns EINVALID naming "number" when it is missing or empty.
+func readNumber(c echo.Context) (string, error) {
+	obj, err := readObject(c, false, "number")
+	if err != nil {
+		return "", err
+	}
+	var n string
+	if err := obj.str("number", &n); err != nil {
+		return "", err
+	}
+	if n == "" {
+		return "", controller.FieldError("number", "is required")
+	}
+	return n, nil
+}
+
+// orEmpty returns s, or an empty slice for nil, so a list encodes as [].
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -200,10 +200,7 @@ func (s *Server) switches(c echo.Context) error {
 		return err
 	}
 	list := s.svc.Switches(c.Request().Context())
-	if list == nil {
-		list = []controller.SwitchStatus{}
-	}
-	return c.JSON(http.StatusOK, switchList{Switches: list})
+	return c.JSON(http.StatusOK, switchList{Switches: orEmpty(list)})
 }
 
 // switchList is the body of GET /v1/switches.

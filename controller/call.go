@@ -125,16 +125,6 @@ type Call struct {
 	EndedAt        *time.Time        `json:"ended_at,omitempty"`
 }
 
-// Transition is one persisted change of a call's state, with the event that
-// caused it. Stored in call_events for the CDR.
-type Transition struct {
-	CallID   CallID       `json:"call_id"`
-	From     CallState    `json:"from"`
-	To       CallState    `json:"to"`
-	Event    ChannelEvent `json:"event"`
-	Recorded time.Time    `json:"recorded_at"`
-}
-
 // ErrIllegalTransition is wrapped by Apply when an event would move a call
 // in a way CanTransition forbids.
 var ErrIllegalTransition = Errorf(ECONFLICT, "illegal call state transition")

@@ -143,6 +143,20 @@ type Lookup interface {
 	CallerIDOwned(ctx context.Context, tenant, number string) (bool, error)
 }
 
+// Recheck is one claimed call for CallStore.RecheckAttempts and the gate to
+// run on it. Of Call, the store reads ID, TenantID, AttemptID, To and From.
+type Recheck struct {
+	Call   Call
+	Decide DecideFunc
+}
+
+// RecheckResult is the outcome of one Recheck. Err set means the call must
+// not be originated; Decision then holds the decision if one was taken.
+type RecheckResult struct {
+	Decision Decision
+	Err      error
+}
+
 // DecideFunc runs the compliance gate with lookups from l. Stores call it
 // inside the transaction that holds the number's lock; it must be quick and
 // must not use the store itself.

@@ -126,10 +126,11 @@ type CallStore interface {
 	// the same transaction, under a lock of the callee's number: the call is
 	// queued if allowed, stored blocked (terminal) with its reasons if not.
 	CreateCallGated(ctx context.Context, c Call, requestHash string, decide DecideFunc) (Call, bool, Decision, error)
-	// RecheckAttempt runs the gate again just before a queued call is
-	// originated; a block marks the call blocked. Any error means the call
-	// must not be originated.
-	RecheckAttempt(ctx context.Context, id CallID, decide DecideFunc) (Decision, error)
+	// RecheckAttempts runs the gate again on claimed calls just before they
+	// are originated, a batch at a time; a block marks a call blocked. The
+	// results follow the batch's order; any error in one means its call must
+	// not be originated.
+	RecheckAttempts(ctx context.Context, batch []Recheck) []RecheckResult
 	// Gate runs decide as a dry run for number, writing nothing.
 	Gate(ctx context.Context, tenant, number string, decide DecideFunc) (Decision, error)
 	// GetAttempt returns a call's attempt with its decisions. Returns

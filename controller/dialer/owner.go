@@ -233,52 +233,57 @@ func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
 	return len(calls), nil
 }
 
-// recheck runs the compliance gate again on claimed calls, in parallel
-// (each decision locks only its own number), and returns those it allows.
-// A blocked call is stored blocked by the store; a call whose check failed
+// recheck runs the compliance gate again on claimed calls, as one batch
+// (one transaction locks all their numbers), and returns those it allows. A
+// blocked call is stored blocked by the store; a call whose check failed
 // goes back to the queue: nothing is dialled without an allowing decision.
 func (o *owner) recheck(ctx context.Context, calls []controller.Call) []controller.Call {
-	allowed := make([]bool, len(calls))
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	for i, c := range calls {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			pctx, err := o.svc.withPolicy(ctx, c.TenantID, "")
-			var d controller.Decision
-			if err == nil {
-				d, err = o.svc.store.RecheckAttempt(pctx, c.ID, o.svc.decider(c, controller.StageDial))
-			}
-			switch {
-			case err != nil && controller.ErrorCode(err) == controller.ECONFLICT:
-				// Left the queue meanwhile (canceled, refused): not ours to dial.
-			case err != nil:
-				o.log.Warn("dial-time compliance check failed; not dialling", "call_id", c.ID, "err", err)
-				if rerr := o.svc.store.ReleaseAttempt(context.WithoutCancel(ctx), c.ID, o.svc.cfg.Now().Add(o.svc.cfg.RefusalDelay), "compliance check failed"); rerr != nil {
-					o.log.Warn("releasing attempt", "call_id", c.ID, "err", rerr)
-				}
-			case !d.Allow:
-				o.svc.metrics.blockedAtDial.Inc()
-				o.log.Info("blocked at dial time", "call_id", c.ID, "reasons", d.Reasons)
-				if f := o.svc.cfg.OnCallUpdate; f != nil {
-					c.State, c.Decision = controller.CallBlocked, &d
-					f(c)
-				}
-			default:
-				allowed[i] = true
-			}
-		}()
+	batch := make([]controller.Recheck, 0, len(calls))
+	pending := make([]controller.Call, 0, len(calls))
+	for _, c := range calls {
+		pctx, err := o.svc.withPolicy(ctx, c.TenantID, "")
+		if err != nil {
+			o.recheckFailed(ctx, c, err)
+			continue
+		}
+		decide := o.svc.decider(c, controller.StageDial)
+		batch = append(batch, controller.Recheck{Call: c, Decide: func(_ context.Context, l controller.Lookup) (controller.Decision, error) {
+			return decide(pctx, l)
+		}})
+		pending = append(pending, c)
 	}
-	wg.Wait()
+	if len(batch) == 0 {
+		return nil
+	}
 	out := calls[:0:0]
-	for i, c := range calls {
-		if allowed[i] {
+	for i, r := range o.svc.store.RecheckAttempts(ctx, batch) {
+		c := pending[i]
+		switch {
+		case r.Err != nil && controller.ErrorCode(r.Err) == controller.ECONFLICT:
+			// Left the queue meanwhile (canceled, refused): not ours to dial.
+		case r.Err != nil:
+			o.recheckFailed(ctx, c, r.Err)
+		case !r.Decision.Allow:
+			o.svc.metrics.blockedAtDial.Inc()
+			o.log.Info("blocked at dial time", "call_id", c.ID, "reasons", r.Decision.Reasons)
+			if f := o.svc.cfg.OnCallUpdate; f != nil {
+				c.State, c.Decision = controller.CallBlocked, &r.Decision
+				f(c)
+			}
+		default:
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// recheckFailed gives back to the queue a claimed call whose dial-time
+// check could not be made.
+func (o *owner) recheckFailed(ctx context.Context, c controller.Call, err error) {
+	o.log.Warn("dial-time compliance check failed; not dialling", "call_id", c.ID, "err", err)
+	if rerr := o.svc.store.ReleaseAttempt(context.WithoutCancel(ctx), c.ID, o.svc.cfg.Now().Add(o.svc.cfg.RefusalDelay), "compliance check failed"); rerr != nil {
+		o.log.Warn("releasing attempt", "call_id", c.ID, "err", rerr)
+	}
 }
 
 // pace keeps originations within the switch's calls-per-second limit.

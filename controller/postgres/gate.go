@@ -52,7 +52,7 @@ func (s *Store) Gate(ctx context.Context, tenant, number string, fn DecideFunc) 
 	}
 	defer tx.release()
 	l := &txLookup{tx: tx, tenant: tenant, number: number}
-	if err := l.lock(ctx, beginReadOnly, ""); err != nil {
+	if err := l.lock(ctx, beginReadOnly); err != nil {
 		return controller.Decision{}, fmt.Errorf("checking %s: %w", controller.MaskNumber(number), err)
 	}
 	d, err := fn(ctx, l)
@@ -143,8 +143,8 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
 	}
 	defer tx.release()
-	l := &txLookup{tx: tx, tenant: c.TenantID, number: c.To}
-	if err := l.lock(ctx, beginReadWrite, c.From); err != nil {
+	l := &txLookup{tx: tx, tenant: c.TenantID, number: c.To, from: c.From}
+	if err := l.lock(ctx, beginReadWrite); err != nil {
 		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
 	}
 	d, err := decide(ctx, l)
@@ -260,107 +260,196 @@ func (s *Store) idempotentCall(ctx context.Context, tenant, key, requestHash str
 	return existing, d, true, nil
 }
 
-// RecheckAttempt runs the gate again on a queued call just before it is
-// originated (the dial-time check): it takes the lock of the call's number,
-// runs decide with a Lookup bound to the transaction and the call's tenant —
-// whose CountAttempts leaves this attempt out, so a cap rule reads the same
-// at both stages — and stores the decision on the attempt. If decide blocks,
-// the call becomes blocked, its attempt blocked with the reasons, and a
-// call event records it; if it allows, the attempt's cap slot moves to now.
-// Both happen only while the call is still queued (its attempt queued or
-// claimed). Returns the decision; ENOTFOUND if the call does not exist;
-// ECONFLICT (with the decision, if one was taken) if the call has left the
-// queue, in which case it must not be originated; decide's error (wrapped)
-// if it fails, in which case nothing is written and the call must not be
-// originated either.
+// RecheckAttempt runs the gate again on one queued call just before it is
+// originated: RecheckAttempts for a call read by ID. Returns ENOTFOUND if
+// the call does not exist, ECONFLICT if it is no longer queued.
 func (s *Store) RecheckAttempt(ctx context.Context, id controller.CallID, decide DecideFunc) (controller.Decision, error) {
 	if _, err := uuid.Parse(string(id)); err != nil {
 		return controller.Decision{}, notFound(id)
 	}
-	var (
-		tenant, number, from string
-		state                controller.CallState
-		attemptID            int64
-	)
-	err := s.db.pool.QueryRow(ctx, `
-		SELECT c.tenant_id, c.to_number, c.from_number, c.state, a.id
-		FROM calls c JOIN attempts a ON a.call_id = c.id
-		WHERE c.id = $1`, id).Scan(&tenant, &number, &from, &state, &attemptID)
+	c, err := scanCall(s.db.pool.QueryRow(ctx, `SELECT `+callColumns+` FROM calls c WHERE c.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return controller.Decision{}, fmt.Errorf("rechecking call: %w", notFound(id))
 	}
 	if err != nil {
 		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id, translate(err))
 	}
-	if state != controller.CallQueued {
+	if c.State != controller.CallQueued {
 		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id,
-			controller.Errorf(controller.ECONFLICT, "call is %s, not queued", state))
+			controller.Errorf(controller.ECONFLICT, "call is %s, not queued", c.State))
+	}
+	r := s.RecheckAttempts(ctx, []controller.Recheck{{Call: c, Decide: decide}})[0]
+	return r.Decision, r.Err
+}
+
+// RecheckAttempts runs the gate again on claimed calls just before they are
+// originated (the dial-time check), a batch at a time: one transaction
+// takes the locks of all their numbers, reads what the rules ask about each
+// in one round trip, runs each call's Decide with a Lookup bound to that
+// transaction, its number and its tenant — whose CountAttempts leaves the
+// call's own attempt out, so a cap rule reads the same at both stages — and
+// stores every decision in one more round trip with the COMMIT. A call to a
+// number already in the batch waits for the next transaction, so each
+// decision sees what the one before it about the same number wrote.
+//
+// A block makes the call blocked, its attempt blocked with the reasons, and
+// a call event records it; an allow moves the attempt's cap slot to now.
+// Both happen only while the call is still queued (its attempt queued or
+// claimed). The results follow the batch's order. A result's error means
+// its call must not be originated: ECONFLICT (with the decision, if one was
+// taken) if the call left the queue meanwhile, Decide's error (wrapped) if
+// it failed, in which case nothing was written for that call, and any
+// database error, in which case nothing was written for the calls of that
+// transaction.
+func (s *Store) RecheckAttempts(ctx context.Context, batch []controller.Recheck) []controller.RecheckResult {
+	res := make([]controller.RecheckResult, len(batch))
+	todo := make([]int, 0, len(batch))
+	for i, r := range batch {
+		if err := checkE164("to", r.Call.To); err != nil {
+			res[i].Err = fmt.Errorf("rechecking call %s: %w", r.Call.ID, err)
+			continue
+		}
+		todo = append(todo, i)
+	}
+	for len(todo) > 0 {
+		var round, later []int
+		seen := make(map[string]bool, len(todo))
+		for _, i := range todo {
+			if n := batch[i].Call.To; seen[n] {
+				later = append(later, i)
+			} else {
+				seen[n] = true
+				round = append(round, i)
+			}
+		}
+		s.recheckRound(ctx, batch, round, res)
+		todo = later
+	}
+	return res
+}
+
+// recheckRound is one transaction of RecheckAttempts, for the calls idx of
+// batch, whose numbers are all different.
+func (s *Store) recheckRound(ctx context.Context, batch []controller.Recheck, idx []int, res []controller.RecheckResult) {
+	fail := func(err error) {
+		for _, i := range idx {
+			if res[i].Err == nil {
+				res[i].Err = fmt.Errorf("rechecking call %s: %w", batch[i].Call.ID, err)
+			}
+		}
 	}
 	tx, err := s.acquireTx(ctx)
 	if err != nil {
-		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id, err)
+		fail(err)
+		return
 	}
 	defer tx.release()
-	// The state read above may change before the lock is granted: the
-	// writes below check it again.
-	l := &txLookup{tx: tx, tenant: tenant, number: number, exclude: attemptID}
-	if err := l.lock(ctx, beginReadWrite, from); err != nil {
-		return controller.Decision{}, fmt.Errorf("rechecking call %s: %w", id, err)
+	ls := make([]*txLookup, len(idx))
+	for k, i := range idx {
+		c := batch[i].Call
+		if c.TenantID == "" {
+			c.TenantID = controller.DefaultTenant
+		}
+		ls[k] = &txLookup{tx: tx, tenant: c.TenantID, number: c.To, exclude: c.AttemptID, from: c.From}
 	}
-	d, err := decide(ctx, l)
-	l.close()
-	if err != nil {
-		return d, fmt.Errorf("rechecking call %s: deciding: %w", id, err)
+	if err := lockAll(ctx, tx, beginReadWrite, ls); err != nil {
+		fail(err)
+		return
 	}
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return d, fmt.Errorf("rechecking call %s: encoding decision: %w", id, err)
-	}
-	var n int64
-	b := &pgx.Batch{}
-	scan := func(row pgx.Row) error { return row.Scan(&n) }
-	if d.Allow {
-		// No need to wait for this commit's flush: the durable
-		// MarkOriginating that must precede any originate comes later in
-		// the WAL, so flushing it flushes this too; a crash before then
-		// loses only a decision that is taken again.
-		b.Queue(`SET LOCAL synchronous_commit = off`)
-		b.Queue(`
-			WITH a AS (
-				UPDATE attempts a SET dial_decision = $2, to_number = c.to_number, allowed_at = statement_timestamp()
-				FROM calls c
-				WHERE a.call_id = $1 AND c.id = a.call_id AND c.state = 'queued' AND a.status IN ('queued', 'claimed')
-				RETURNING 1
-			)
-			SELECT count(*) FROM a`, id, raw).QueryRow(scan)
-	} else {
+	var allowIDs, allowRaw, blockIDs, blockRaw, blockReasonsRaw, blockEvents []string
+	for k, i := range idx {
+		id := batch[i].Call.ID
+		d, err := batch[i].Decide(ctx, ls[k])
+		ls[k].close()
+		res[i].Decision = d
+		if err == nil && d.Number != "" && d.Number != batch[i].Call.To {
+			err = controller.Errorf(controller.EINTERNAL, "the decision is about %s, the call is to %s",
+				controller.MaskNumber(d.Number), controller.MaskNumber(batch[i].Call.To))
+		}
+		if err != nil {
+			res[i].Err = fmt.Errorf("rechecking call %s: deciding: %w", id, err)
+			continue
+		}
+		raw, err := json.Marshal(d)
+		if err != nil {
+			res[i].Err = fmt.Errorf("rechecking call %s: encoding decision: %w", id, err)
+			continue
+		}
+		if d.Allow {
+			allowIDs, allowRaw = append(allowIDs, string(id)), append(allowRaw, string(raw))
+			continue
+		}
+		reasons, err := json.Marshal(blockReasons(d))
+		if err != nil {
+			res[i].Err = fmt.Errorf("rechecking call %s: encoding reasons: %w", id, err)
+			continue
+		}
 		ev, err := json.Marshal(controller.ChannelEvent{CallID: id, Kind: eventComplianceBlocked,
 			At: time.Now(), Detail: joinReasons(blockReasons(d))})
 		if err != nil {
-			return d, fmt.Errorf("rechecking call %s: encoding event: %w", id, err)
+			res[i].Err = fmt.Errorf("rechecking call %s: encoding event: %w", id, err)
+			continue
 		}
+		blockIDs, blockRaw = append(blockIDs, string(id)), append(blockRaw, string(raw))
+		blockReasonsRaw, blockEvents = append(blockReasonsRaw, string(reasons)), append(blockEvents, string(ev))
+	}
+	stored := map[string]bool{}
+	collect := func(rows pgx.Rows) error {
+		var id string
+		_, err := pgx.ForEachRow(rows, []any{&id}, func() error { stored[id] = true; return nil })
+		return err
+	}
+	b := &pgx.Batch{}
+	if len(blockIDs) == 0 {
+		// No need to wait for this commit's flush: the durable
+		// MarkOriginating that must precede any originate comes later in
+		// the WAL, so flushing it flushes this too; a crash before then
+		// loses only decisions that are taken again. A block is final and
+		// is flushed at once.
+		b.Queue(`SET LOCAL synchronous_commit = off`)
+	}
+	if len(allowIDs) > 0 {
 		b.Queue(`
-			WITH c AS (
+			WITH u AS (SELECT * FROM unnest($1::uuid[], $2::jsonb[]) AS u(id, decision)),
+			a AS (
+				UPDATE attempts a SET dial_decision = u.decision, to_number = c.to_number,
+					allowed_at = statement_timestamp()
+				FROM u, calls c
+				WHERE a.call_id = u.id AND c.id = u.id AND c.state = 'queued' AND a.status IN ('queued', 'claimed')
+				RETURNING a.call_id
+			)
+			SELECT call_id::text FROM a`, allowIDs, allowRaw).Query(collect)
+	}
+	if len(blockIDs) > 0 {
+		b.Queue(`
+			WITH u AS (SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::jsonb[], $4::jsonb[]) AS u(id, decision, reasons, event)),
+			c AS (
 				UPDATE calls SET state = 'blocked', updated_at = statement_timestamp(), ended_at = statement_timestamp()
-				WHERE id = $1 AND state = 'queued'
-				RETURNING id, tenant_id
+				FROM u WHERE calls.id = u.id AND calls.state = 'queued'
+				RETURNING calls.id, calls.tenant_id
 			), a AS (
-				UPDATE attempts SET status = 'blocked', dial_decision = $2, blocked_reasons = $3
-				FROM c WHERE attempts.call_id = c.id AND attempts.status IN ('queued', 'claimed')
+				UPDATE attempts SET status = 'blocked', dial_decision = u.decision,
+					blocked_reasons = ARRAY(SELECT jsonb_array_elements_text(u.reasons))
+				FROM c JOIN u ON u.id = c.id
+				WHERE attempts.call_id = c.id AND attempts.status IN ('queued', 'claimed')
 			), e AS (
 				INSERT INTO call_events (tenant_id, call_id, from_state, to_state, kind, at, event)
-				SELECT tenant_id, id, 'queued', 'blocked', $4, statement_timestamp(), $5::jsonb FROM c
+				SELECT c.tenant_id, c.id, 'queued', 'blocked', $5, statement_timestamp(), u.event
+				FROM c JOIN u ON u.id = c.id
 			)
-			SELECT count(*) FROM c`, id, raw, blockReasons(d), string(eventComplianceBlocked), ev).QueryRow(scan)
+			SELECT id::text FROM c`, blockIDs, blockRaw, blockReasonsRaw, blockEvents,
+			string(eventComplianceBlocked)).Query(collect)
 	}
 	if err := tx.commit(ctx, b); err != nil {
-		return d, fmt.Errorf("rechecking call %s: saving decision: %w", id, translate(err))
+		fail(fmt.Errorf("saving decisions: %w", translate(err)))
+		return
 	}
-	if n == 0 {
-		return d, fmt.Errorf("rechecking call %s: %w", id,
-			controller.Errorf(controller.ECONFLICT, "call left the queue while it was rechecked"))
+	for _, i := range idx {
+		if res[i].Err == nil && !stored[string(batch[i].Call.ID)] {
+			res[i].Err = fmt.Errorf("rechecking call %s: %w", batch[i].Call.ID,
+				controller.Errorf(controller.ECONFLICT, "call left the queue while it was rechecked"))
+		}
 	}
-	return d, nil
 }
 
 func joinReasons(reasons []string) string {

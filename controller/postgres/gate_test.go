@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -527,4 +528,137 @@ func TestGetAttemptNotFound(t *testing.T) {
 	requireCode(t, controller.ENOTFOUND, err)
 	_, err = b.store.GetAttempt(b.ctx, controller.DefaultTenant, "nope")
 	requireCode(t, controller.ENOTFOUND, err)
+}
+
+func TestRecheckAttemptsBatch(t *testing.T) {
+	b := setup(t)
+	const numberX, numberY, numberZ, numberW = "+15550007001", "+15550007002", "+15550007003", "+15550007004"
+	create := func(number string) controller.Call {
+		c := newCall(0)
+		c.To = number
+		c, _, _, err := b.store.CreateCallGated(b.ctx, c, "", capDecider(number, startOfDay(), 2))
+		require.NoError(t, err)
+		return c
+	}
+	x1, x2, y, z, w := create(numberX), create(numberX), create(numberY), create(numberZ), create(numberW)
+	claimed, err := b.store.ClaimAttempts(b.ctx, "fs1", "owner", 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 5)
+	_, err = b.store.CancelCall(b.ctx, controller.DefaultTenant, z.ID)
+	require.NoError(t, err)
+
+	boom := errors.New("boom")
+	var seenX2 int
+	bad := x1
+	bad.To = "not a number"
+	res := b.store.RecheckAttempts(b.ctx, []controller.Recheck{
+		{Call: x1, Decide: block(controller.ReasonDNCInternal)},
+		{Call: y, Decide: func(context.Context, controller.Lookup) (controller.Decision, error) {
+			return controller.Decision{}, boom
+		}},
+		// x2 is to the same number as x1: it is decided after x1's block is
+		// written, so its cap of 1 does not count x1.
+		{Call: x2, Decide: func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
+			var err error
+			if seenX2, err = l.CountAttempts(ctx, numberX, startOfDay()); err != nil {
+				return controller.Decision{}, err
+			}
+			return decideCap(ctx, l, numberX, startOfDay(), 1)
+		}},
+		{Call: z, Decide: allow},
+		{Call: w, Decide: allow},
+		{Call: bad, Decide: allow},
+	})
+	require.Len(t, res, 6)
+	require.NoError(t, res[0].Err)
+	require.False(t, res[0].Decision.Allow)
+	require.ErrorIs(t, res[1].Err, boom)
+	require.NoError(t, res[2].Err)
+	require.True(t, res[2].Decision.Allow, "x2 must not count the blocked x1: %+v", res[2].Decision)
+	require.Equal(t, 0, seenX2)
+	requireCode(t, controller.ECONFLICT, res[3].Err)
+	require.NoError(t, res[4].Err)
+	require.True(t, res[4].Decision.Allow)
+	requireCode(t, controller.EINVALID, res[5].Err)
+
+	status := func(c controller.Call) controller.Attempt {
+		t.Helper()
+		a, err := b.store.GetAttempt(b.ctx, controller.DefaultTenant, c.ID)
+		require.NoError(t, err)
+		return a
+	}
+	a := status(x1)
+	require.Equal(t, "blocked", a.Status)
+	require.Equal(t, []string{controller.ReasonDNCInternal}, a.BlockedReasons)
+	events, err := b.store.ListCallEvents(b.ctx, controller.DefaultTenant, x1.ID)
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	require.Equal(t, controller.EventKind("compliance_blocked"), events[0].Event.Kind)
+	a = status(y)
+	require.Equal(t, "claimed", a.Status, "a failed decision writes nothing")
+	require.Nil(t, a.DialDecision)
+	for _, c := range []controller.Call{x2, w} {
+		a = status(c)
+		require.Equal(t, "claimed", a.Status)
+		require.NotNil(t, a.DialDecision)
+		require.True(t, a.DialDecision.Allow)
+	}
+	require.Equal(t, "canceled", status(z).Status)
+	require.NoError(t, b.store.MarkOriginating(b.ctx, []controller.CallID{x2.ID, w.ID}, "fs1", time.Now()))
+}
+
+// A batch takes its numbers' locks in one global order (the lock keys'),
+// whatever the batch's order, so two batches can never wait for each other
+// in a cycle: while the first key's lock is held elsewhere, a batch waiting
+// for it holds none of the others.
+func TestRecheckAttemptsLockOrder(t *testing.T) {
+	b := setup(t)
+	pool := b.store.DB().Pool()
+	var calls []controller.Call
+	for i := range 2 {
+		c, _, _, err := b.store.CreateCallGated(b.ctx, newCall(8000+i), "", allow)
+		require.NoError(t, err)
+		calls = append(calls, c)
+	}
+	const keySQL = `SELECT hashtextextended('callgate number ' || current_schema() || ' ' || $1::text, 0)`
+	keys := make([]int64, 2)
+	for i, c := range calls {
+		require.NoError(t, pool.QueryRow(b.ctx, keySQL, c.To).Scan(&keys[i]))
+	}
+	first, second := 0, 1
+	if keys[1] < keys[0] {
+		first, second = 1, 0
+	}
+
+	// Hold the first key's lock, then recheck the batch in the order that
+	// puts the second number first.
+	holder, err := pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(b.ctx) }()
+	_, err = holder.Exec(b.ctx, `SELECT pg_advisory_xact_lock($1)`, keys[first])
+	require.NoError(t, err)
+	done := make(chan []controller.RecheckResult)
+	go func() {
+		done <- b.store.RecheckAttempts(b.ctx, []controller.Recheck{
+			{Call: calls[second], Decide: allow}, {Call: calls[first], Decide: allow}})
+	}()
+	// Wait until the batch is waiting for the held lock.
+	for {
+		var waiting bool
+		require.NoError(t, pool.QueryRow(b.ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+				AND classid = (($1::bigint >> 32) & 4294967295)::text::oid
+				AND objid = ($1::bigint & 4294967295)::text::oid)`, keys[first]).Scan(&waiting))
+		if waiting {
+			break
+		}
+		runtime.Gosched()
+	}
+	var got bool
+	require.NoError(t, holder.QueryRow(b.ctx, `SELECT pg_try_advisory_xact_lock($1)`, keys[second]).Scan(&got))
+	require.True(t, got, "the batch took the second key's lock before the first's")
+	require.NoError(t, holder.Rollback(b.ctx))
+	for _, r := range <-done {
+		require.NoError(t, r.Err)
+	}
 }

@@ -42,7 +42,8 @@ type txLookup struct {
 	tx      *numberTx
 	tenant  string
 	number  string
-	exclude int64 // an attempt CountAttempts leaves out: the one being rechecked
+	exclude int64  // an attempt CountAttempts leaves out: the one being rechecked
+	from    string // a caller ID whose ownership lock prefetches, if any
 	pre     prefetched
 }
 
@@ -73,73 +74,175 @@ type prefetched struct {
 
 // lock begins the transaction with begin (beginReadWrite or beginReadOnly;
 // none if empty), takes the number's lock and reads what the rules ask
-// about it, all in one round trip: the newest consent per purpose, the
-// longest refusal, the do-not-call hits and lists, the recent attempts, and
-// whether the tenant owns the caller ID from (if not empty). The reads run
-// after the lock is granted, each on a fresh snapshot.
-func (l *txLookup) lock(ctx context.Context, begin, from string) error {
-	pre := prefetched{consents: map[controller.Purpose]controller.Consent{},
-		horizon: time.Now().Add(-prefetchHorizon)}
+// about it, all in one round trip: see lockAll.
+func (l *txLookup) lock(ctx context.Context, begin string) error {
+	return lockAll(ctx, l.tx, begin, []*txLookup{l})
+}
+
+// lockAll begins the transaction tx with begin (none if empty), takes the
+// locks of the numbers of ls — which must all be different and share tx — in
+// the order of their lock keys, so that two batches never wait for each
+// other in a cycle, and reads for each what the rules ask about it: the
+// newest consent per purpose, the longest refusal, the do-not-call hits and
+// lists, the recent attempts, and whether the tenant owns the caller ID
+// from (if set). One round trip whatever the size of ls; each read is one
+// statement for all of ls and runs after every lock is granted, on a fresh
+// snapshot.
+func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) error {
+	n := len(ls)
+	var (
+		tenants, numbers = make([]string, n), make([]string, n)
+		excludes         = make([]int64, n)
+		digits           []int64
+		fromTenants      []string
+		froms            []string
+		byNumber         = make(map[string]*txLookup, n)
+		byDigits         = make(map[int64]*txLookup, n)
+		horizon          = time.Now().Add(-prefetchHorizon)
+	)
+	for i, l := range ls {
+		if _, dup := byNumber[l.number]; dup {
+			return controller.Errorf(controller.EINTERNAL, "one batch locks %s twice", controller.MaskNumber(l.number))
+		}
+		byNumber[l.number] = l
+		tenants[i], numbers[i], excludes[i] = l.tenant, l.number, l.exclude
+		l.pre = prefetched{consents: map[controller.Purpose]controller.Consent{}, horizon: horizon,
+			lists: []controller.DNCList{}}
+		if d, ok := e164Digits(l.number); ok {
+			digits = append(digits, d)
+			byDigits[d] = l
+			l.pre.hitsOK, l.pre.hits = true, []controller.DNCHit{}
+		}
+		if l.from != "" {
+			fromTenants, froms = append(fromTenants, l.tenant), append(froms, l.from)
+			l.pre.from = l.from
+		}
+	}
 	b := &pgx.Batch{}
 	if begin != "" {
 		b.Queue(begin)
+		b.Queue(genericPlans)
 	}
-	b.Queue(lockNumberSQL, l.number)
-	b.Queue(`SELECT DISTINCT ON (purpose) `+consentColumns+` FROM consents
-		WHERE tenant_id = $1 AND number = $2 ORDER BY purpose, given_at DESC`, l.tenant, l.number,
+	b.Queue(lockNumbersSQL, numbers)
+	b.Queue(`SELECT DISTINCT ON (tenant_id, number, purpose) `+consentColumns+` FROM consents
+		WHERE (tenant_id, number) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+		ORDER BY tenant_id, number, purpose, given_at DESC`, tenants, numbers,
 	).Query(func(rows pgx.Rows) error {
-		consents, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (controller.Consent, error) {
-			return scanConsent(row)
+		_, err := collectEach(rows, func(r pgx.Row) (controller.Consent, error) { return scanConsent(r) }, func(c controller.Consent) {
+			if l := byNumber[c.Number]; l != nil && l.tenant == c.TenantID {
+				l.pre.consents[c.Purpose] = c
+			}
 		})
-		for _, c := range consents {
-			pre.consents[c.Purpose] = c
-		}
 		return err
 	})
-	b.Queue(`SELECT `+refusalColumns+` FROM refusals WHERE number = $1 AND lifted_at IS NULL
-		ORDER BY until DESC NULLS FIRST LIMIT 1`, l.number).Query(func(rows pgx.Rows) error {
-		r, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (controller.Refusal, error) {
-			return scanRefusal(row)
+	b.Queue(`SELECT DISTINCT ON (number) `+refusalColumns+` FROM refusals
+		WHERE number = ANY($1::text[]) AND lifted_at IS NULL
+		ORDER BY number, until DESC NULLS FIRST`, numbers).Query(func(rows pgx.Rows) error {
+		_, err := collectEach(rows, func(r pgx.Row) (controller.Refusal, error) { return scanRefusal(r) }, func(r controller.Refusal) {
+			if l := byNumber[r.Number]; l != nil {
+				l.pre.refusal = &r
+			}
 		})
-		if len(r) > 0 {
-			pre.refusal = &r[0]
-		}
 		return err
 	})
-	if digits, ok := e164Digits(l.number); ok {
-		b.Queue(dncHitsSQL, digits, l.tenant).Query(func(rows pgx.Rows) error {
-			var err error
-			pre.hits, err = collectDNCHits(rows)
-			pre.hitsOK = err == nil
+	if len(digits) > 0 {
+		b.Queue(`SELECT e.number, coalesce(l.tenant_id, ''), l.id, l.kind
+			FROM dnc_entries e JOIN dnc_lists l ON l.ref = e.list_ref
+			WHERE e.number = ANY($1::bigint[]) AND (l.tenant_id = ANY($2::text[]) OR l.tenant_id IS NULL)
+			ORDER BY l.id`, digits, tenants).Query(func(rows pgx.Rows) error {
+			var (
+				number int64
+				tenant string
+				h      controller.DNCHit
+			)
+			_, err := pgx.ForEachRow(rows, []any{&number, &tenant, &h.ListID, &h.ListKind}, func() error {
+				if l := byDigits[number]; l != nil && (tenant == "" || tenant == l.tenant) {
+					l.pre.hits = append(l.pre.hits, h)
+				}
+				return nil
+			})
 			return err
 		})
 	}
-	b.Queue(dncListsSQL, l.tenant).Query(func(rows pgx.Rows) error {
-		var err error
-		pre.lists, err = collectDNCLists(rows)
+	b.Queue(`SELECT `+dncListColumns+` FROM dnc_lists
+		WHERE tenant_id = ANY($1::text[]) OR tenant_id IS NULL ORDER BY id`, tenants,
+	).Query(func(rows pgx.Rows) error {
+		_, err := collectEach(rows, scanDNCList, func(d controller.DNCList) {
+			for _, l := range ls {
+				if d.TenantID == "" || d.TenantID == l.tenant {
+					l.pre.lists = append(l.pre.lists, d)
+				}
+			}
+		})
 		return err
 	})
-	b.Queue(`SELECT allowed_at FROM attempts
-		WHERE to_number = $1 AND allowed_at >= $2 AND status IN ('queued', 'claimed', 'sent', 'done')
-			AND id <> $3
-		LIMIT $4`, l.number, pre.horizon, l.exclude, prefetchAttempts+1).Query(func(rows pgx.Rows) error {
-		var err error
-		pre.allowed, err = pgx.CollectRows(rows, pgx.RowTo[time.Time])
-		pre.allOK = err == nil && len(pre.allowed) <= prefetchAttempts
+	b.Queue(`SELECT u.number, x.allowed_at FROM unnest($1::text[], $2::bigint[]) AS u(number, exclude)
+		CROSS JOIN LATERAL (
+			SELECT allowed_at FROM attempts
+			WHERE to_number = u.number AND allowed_at >= $3
+				AND status IN ('queued', 'claimed', 'sent', 'done') AND id <> u.exclude
+			LIMIT $4) x`, numbers, excludes, horizon, prefetchAttempts+1,
+	).Query(func(rows pgx.Rows) error {
+		var (
+			number string
+			at     time.Time
+		)
+		_, err := pgx.ForEachRow(rows, []any{&number, &at}, func() error {
+			if l := byNumber[number]; l != nil {
+				l.pre.allowed = append(l.pre.allowed, at)
+			}
+			return nil
+		})
 		return err
 	})
-	if from != "" {
-		b.Queue(callerIDOwnedSQL, l.tenant, from).QueryRow(func(row pgx.Row) error {
-			pre.from = from
-			return row.Scan(&pre.owned)
+	if len(froms) > 0 {
+		b.Queue(`SELECT u.tenant, u.number FROM unnest($1::text[], $2::text[]) AS u(tenant, number)
+			WHERE EXISTS (SELECT 1 FROM owned_numbers o WHERE o.tenant_id = u.tenant AND o.number = u.number)`,
+			fromTenants, froms).Query(func(rows pgx.Rows) error {
+			var tenant, from string
+			_, err := pgx.ForEachRow(rows, []any{&tenant, &from}, func() error {
+				for _, l := range ls {
+					if l.tenant == tenant && l.from == from {
+						l.pre.owned = true
+					}
+				}
+				return nil
+			})
+			return err
 		})
 	}
-	if err := l.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("locking number: %w", translate(err))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		for _, l := range ls {
+			l.pre = prefetched{}
+		}
+		return fmt.Errorf("locking %d numbers: %w", n, translate(err))
 	}
-	pre.ok = true
-	l.pre = pre
+	for _, l := range ls {
+		l.pre.allOK = len(l.pre.allowed) <= prefetchAttempts
+		l.pre.ok = true
+	}
 	return nil
+}
+
+// lockNumbersSQL takes the locks of the numbers $1 in lock-key order (the
+// subquery's order is the order the locks are taken in). See lockNumberSQL.
+const lockNumbersSQL = `SELECT pg_advisory_xact_lock(k) FROM (
+	SELECT DISTINCT hashtextextended('callgate number ' || current_schema() || ' ' || n, 0) AS k
+	FROM unnest($1::text[]) AS n ORDER BY k) keys`
+
+// collectEach scans every row of rows with scan and hands it to fn.
+func collectEach[T any](rows pgx.Rows, scan func(pgx.Row) (T, error), fn func(T)) (int, error) {
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return n, err
+		}
+		fn(v)
+		n++
+	}
+	return n, rows.Err()
 }
 
 // errNotLocked is returned by a Lookup used before its number was locked or

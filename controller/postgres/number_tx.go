@@ -27,6 +27,13 @@ const (
 	beginReadOnly  = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
 )
 
+// genericPlans makes the rest of a decision's transaction use generic plans
+// for its prepared statements. The array-valued lookups would otherwise be
+// planned afresh on every execution (PostgreSQL keeps custom plans when a
+// generic plan's row estimate for an array looks worse), which costs more
+// than running them; their generic plans are the same index scans.
+const genericPlans = "SET LOCAL plan_cache_mode = force_generic_plan"
+
 var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 
 // rollbackTimeout bounds the ROLLBACK of an abandoned decision.

@@ -36,9 +36,11 @@ type ChannelEvent struct {
 	SIPStatus   int       `json:"sip_status,omitempty"`
 	Billsec     int       `json:"billsec,omitempty"`
 	Duration    int       `json:"duration,omitempty"`
-	Answered    bool      `json:"answered,omitempty"`   // hangup events: the channel had been answered
-	AnsweredAt  time.Time `json:"answered_at,omitzero"` // hangup events: when, if the switch says
-	Detail      string    `json:"detail,omitempty"`     // free text, e.g. the raw -ERR line
+	Answered    bool      `json:"answered,omitempty"`    // hangup events: the channel had been answered
+	AnsweredAt  time.Time `json:"answered_at,omitzero"`  // hangup events: when, if the switch says
+	Detail      string    `json:"detail,omitempty"`      // free text, e.g. the raw -ERR line
+	RecordPath  string    `json:"record_path,omitempty"` // recording events: the file on the switch
+	RecordMS    int64     `json:"record_ms,omitempty"`   // EventRecordStop: the recorded length
 }
 
 // OriginateRequest is everything a driver needs to place one call. Every

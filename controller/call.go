@@ -109,6 +109,7 @@ type Call struct {
 	From           string            `json:"from"`
 	CallerIDName   string            `json:"caller_id_name,omitempty"`
 	Purpose        Purpose           `json:"purpose,omitempty"`
+	FlowID         string            `json:"flow_id,omitempty"` // the IVR flow run once the call is answered
 	Timeout        time.Duration     `json:"-"`
 	Variables      map[string]string `json:"variables,omitempty"`
 	State          CallState         `json:"state"`

@@ -12,6 +12,7 @@ type CreateCallRequest struct {
 	From           string            `json:"from"`
 	CallerIDName   string            `json:"caller_id_name,omitempty"`
 	Purpose        Purpose           `json:"purpose,omitempty"`
+	FlowID         string            `json:"flow_id,omitempty"`
 	Switch         string            `json:"switch,omitempty"`
 	TimeoutSeconds int               `json:"timeout_seconds,omitempty"`
 	Variables      map[string]string `json:"variables,omitempty"`

@@ -67,6 +67,14 @@ type Policy struct {
 	// EvidenceRetentionDays is the minimum time consent and authorisation
 	// evidence is kept (the purge jobs read it; the gate does not).
 	EvidenceRetentionDays int `json:"evidence_retention_days"`
+	// RecordingRetentionDays is how long call recordings are kept before
+	// they are crypto-shredded; 0 means 365.
+	RecordingRetentionDays int `json:"recording_retention_days,omitempty"`
+
+	// ForbiddenPhrases may not appear in any prompt a flow plays (matched
+	// case-insensitively on word boundaries): claims and threats the
+	// regulator forbids, such as "free" or "legal action".
+	ForbiddenPhrases []string `json:"forbidden_phrases,omitempty"`
 
 	// ZoneOverrides replace the time zones libphonenumber gives numbers under
 	// an E.164 prefix ("+1689" → ["America/New_York"]); the longest prefix wins.
@@ -77,6 +85,14 @@ type Policy struct {
 	// dialer's pacing will read them.
 	MaxAbandonPercent float64  `json:"max_abandon_percent,omitempty"`
 	AbandonWindow     Duration `json:"abandon_window,omitzero"`
+}
+
+// RecordingRetention is how long the policy keeps recordings.
+func (p Policy) RecordingRetention() time.Duration {
+	if p.RecordingRetentionDays <= 0 {
+		return 365 * 24 * time.Hour
+	}
+	return time.Duration(p.RecordingRetentionDays) * 24 * time.Hour
 }
 
 // CapWindow is a rolling cap: at most Count attempts in any Period.
@@ -271,6 +287,14 @@ func (p Policy) Validate() error {
 	}
 	if p.EvidenceRetentionDays < 0 {
 		return controller.FieldError("evidence_retention_days", "must be ≥ 0")
+	}
+	if p.RecordingRetentionDays < 0 {
+		return controller.FieldError("recording_retention_days", "must be ≥ 0")
+	}
+	for i, f := range p.ForbiddenPhrases {
+		if strings.TrimSpace(f) == "" || len(f) > 100 {
+			return controller.FieldError(fmt.Sprintf("forbidden_phrases[%d]", i), "must be 1 to 100 characters")
+		}
 	}
 	for prefix, zones := range p.ZoneOverrides {
 		field := "zone_overrides." + prefix

@@ -32,12 +32,14 @@ func PresetNames() []string { return []string{"cn", "us", "uk", "lab"} }
 
 // presetLab is for switchsim demos and tests, never for real traffic: any
 // hour, no consent or national list required, but numbers must be valid,
-// refusals lock for 90 days and a number gets at most 15 calls a day.
+// refusals lock for 90 days, a number gets at most 15 calls a day, and
+// prompts may not say "free", "guaranteed" or "legal action".
 func presetLab() Policy {
 	return Policy{
 		ID: "preset-lab", Version: 1, Name: "Lab (switchsim demos and tests only)",
 		RefusalLockDays: 90, DailyCap: 15,
-		Hours: daily("00:00", "24:00"),
+		Hours:            daily("00:00", "24:00"),
+		ForbiddenPhrases: []string{"free", "guaranteed", "legal action"},
 	}
 }
 
@@ -77,6 +79,7 @@ func presetCN() Policy {
 			{Prefix: "+86171", Action: ActionReview},
 		},
 		CallerIDOwnedOnly:     true,
+		ForbiddenPhrases:      []string{"免费", "保证", "稳赚", "法律诉讼", "起诉", "逮捕", "最后通知"},
 		EvidenceRetentionDays: 730,
 	}
 }
@@ -114,6 +117,7 @@ func presetUS() Policy {
 		NationalScrubMaxAgeDays: 31,
 		RequiredDNCKinds:        []string{KindNational},
 		CallerIDOwnedOnly:       true,
+		ForbiddenPhrases:        []string{"free", "risk-free", "guaranteed", "legal action", "lawsuit", "arrest", "warrant", "final notice"},
 		EvidenceRetentionDays:   1826,
 		MaxAbandonPercent:       3,
 		AbandonWindow:           days(30),
@@ -148,6 +152,7 @@ func presetUK() Policy {
 		NationalScrubMaxAgeDays: 28,
 		RequiredDNCKinds:        []string{KindNational},
 		CallerIDOwnedOnly:       true,
+		ForbiddenPhrases:        []string{"free", "risk-free", "guaranteed", "legal action", "lawsuit", "arrest", "warrant", "final notice"},
 		EvidenceRetentionDays:   730,
 		MaxAbandonPercent:       3,
 		AbandonWindow:           Duration(24 * time.Hour),

@@ -53,6 +53,9 @@ type Config struct {
 	// is persisted (state, facts, requeue). It runs on a switch's event
 	// goroutine and must not block.
 	OnCallUpdate func(controller.Call)
+	// Media, when set, runs the IVR flow of each answered call that names
+	// one and handles recording events; without it calls cannot name a flow.
+	Media MediaHandler
 }
 
 func (c *Config) setDefaults() {
@@ -250,8 +253,12 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 	if tenant == "" {
 		tenant = controller.DefaultTenant
 	}
+	if req.FlowID != "" && !flowIDRE.MatchString(req.FlowID) {
+		return controller.Call{}, controller.FieldError("flow_id", "must match %s", flowIDRE)
+	}
 	return controller.Call{
 		TenantID:       tenant,
+		FlowID:         req.FlowID,
 		Switch:         req.Switch,
 		To:             to.E164,
 		From:           from,
@@ -266,6 +273,9 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
+// flowIDRE is the form of a flow's ID (controller/postgres checks the same).
+var flowIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
 // requestHash fingerprints a request so an Idempotency-Key replay with a
 // different body is told apart from a true replay.
 func requestHash(req controller.CreateCallRequest) string {
@@ -278,7 +288,11 @@ func requestHash(req controller.CreateCallRequest) string {
 	for _, k := range keys {
 		vars = append(vars, [2]string{k, req.Variables[k]})
 	}
-	b, _ := json.Marshal([]any{req.To, req.From, req.CallerIDName, req.Switch, req.TimeoutSeconds, vars})
+	parts := []any{req.To, req.From, req.CallerIDName, req.Switch, req.TimeoutSeconds, vars}
+	if req.Purpose != "" || req.FlowID != "" { // absent from hashes taken before these fields existed
+		parts = append(parts, req.Purpose, req.FlowID)
+	}
+	b, _ := json.Marshal(parts)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -288,6 +302,11 @@ func (s *Service) CreateCall(ctx context.Context, req controller.CreateCallReque
 	c, err := s.validate(req)
 	if err != nil {
 		return controller.Call{}, false, err
+	}
+	if c.FlowID != "" {
+		if err := s.checkFlow(ctx, c.TenantID, c.FlowID); err != nil {
+			return controller.Call{}, false, err
+		}
 	}
 	pctx, err := s.withPolicy(ctx, c.TenantID, "")
 	if err != nil {

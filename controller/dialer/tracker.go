@@ -252,6 +252,7 @@ func (t *tracker) apply(ctx context.Context, batch []controller.ChannelEvent) {
 			t.o.log.Warn("illegal transition rejected", "call_id", ev.CallID, "event", ev.Name, "err", err)
 			continue
 		}
+		t.media(call, from, ev)
 		if !changed {
 			continue
 		}

@@ -29,6 +29,13 @@ const (
 	hJobCommandArg
 	hDTMFDigit
 	hApplication
+	hAppUUID
+	hGatherDigits
+	hReadResult
+	hOriginateDisposition
+	hLastBridgeCause
+	hRecordPath
+	hRecordMS
 	hContentLength // the inner length of a body (BACKGROUND_JOB's result)
 	numHeaders
 )
@@ -36,22 +43,29 @@ const (
 // headerNames are the headers' names exactly as FreeSWITCH writes them.
 // Names are matched case-sensitively: FreeSWITCH never varies them.
 var headerNames = [numHeaders]string{
-	hEventName:      "Event-Name",
-	hUniqueID:       "Unique-ID",
-	hSequence:       "Event-Sequence",
-	hTimestamp:      "Event-Date-Timestamp",
-	hHangupCause:    "Hangup-Cause",
-	hVarHangupCause: "variable_hangup_cause",
-	hSIPTermStatus:  "variable_sip_term_status",
-	hBillsec:        "variable_billsec",
-	hDuration:       "variable_duration",
-	hAnsweredTime:   "Caller-Channel-Answered-Time",
-	hJobUUID:        "Job-UUID",
-	hJobCommand:     "Job-Command",
-	hJobCommandArg:  "Job-Command-Arg",
-	hDTMFDigit:      "DTMF-Digit",
-	hApplication:    "Application",
-	hContentLength:  "Content-Length",
+	hEventName:            "Event-Name",
+	hUniqueID:             "Unique-ID",
+	hSequence:             "Event-Sequence",
+	hTimestamp:            "Event-Date-Timestamp",
+	hHangupCause:          "Hangup-Cause",
+	hVarHangupCause:       "variable_hangup_cause",
+	hSIPTermStatus:        "variable_sip_term_status",
+	hBillsec:              "variable_billsec",
+	hDuration:             "variable_duration",
+	hAnsweredTime:         "Caller-Channel-Answered-Time",
+	hJobUUID:              "Job-UUID",
+	hJobCommand:           "Job-Command",
+	hJobCommandArg:        "Job-Command-Arg",
+	hDTMFDigit:            "DTMF-Digit",
+	hApplication:          "Application",
+	hAppUUID:              "Application-UUID",
+	hGatherDigits:         "variable_" + gatherVar,
+	hReadResult:           "variable_read_result",
+	hOriginateDisposition: "variable_originate_disposition",
+	hLastBridgeCause:      "variable_last_bridge_hangup_cause",
+	hRecordPath:           "Record-File-Path",
+	hRecordMS:             "variable_record_ms",
+	hContentLength:        "Content-Length",
 }
 
 // event is one text/event-plain event reduced to the headers above,
@@ -79,8 +93,6 @@ const eventBackgroundJob = "BACKGROUND_JOB"
 const (
 	EventExecuteComplete controller.EventKind = "execute_complete" // CHANNEL_EXECUTE_COMPLETE; Detail is the application
 	EventDTMF            controller.EventKind = "dtmf"             // DTMF; Detail is the digit
-	EventRecordStart     controller.EventKind = "record_start"     // RECORD_START
-	EventRecordStop      controller.EventKind = "record_stop"      // RECORD_STOP
 )
 
 // channelKinds maps the channel events callgate subscribes to onto kinds.
@@ -94,8 +106,8 @@ var channelKinds = map[string]controller.EventKind{
 	"CHANNEL_DESTROY":          controller.EventDestroy,
 	"CHANNEL_EXECUTE_COMPLETE": EventExecuteComplete,
 	"DTMF":                     EventDTMF,
-	"RECORD_START":             EventRecordStart,
-	"RECORD_STOP":              EventRecordStop,
+	"RECORD_START":             controller.EventRecordStart,
+	"RECORD_STOP":              controller.EventRecordStop,
 }
 
 // The number parsers below return 0 for an absent header without calling
@@ -170,6 +182,9 @@ func mapChannelEvent(switchName string, ev *event) (ce controller.ChannelEvent, 
 		ce.Detail = ev.get(hDTMFDigit)
 	case EventExecuteComplete:
 		ce.Detail = ev.get(hApplication)
+	case controller.EventRecordStart, controller.EventRecordStop:
+		ce.RecordPath = ev.get(hRecordPath)
+		ce.RecordMS = int64(atoi(ev.get(hRecordMS)))
 	}
 	return ce, true
 }

@@ -152,6 +152,8 @@ type Switch struct {
 
 	statusMu sync.Mutex
 	status   controller.SwitchStatus
+
+	media execs // IVR steps waiting for their completion
 }
 
 // New returns a stopped Switch delivering events to sink. Returns an EINVALID
@@ -318,6 +320,7 @@ func (s *Switch) supervise(ctx context.Context) {
 		s.setCurrent(nil)
 		c.close(errors.New("connection closed"))
 		ec.close() // its reader has queued everything it read
+		s.media.failAll(controller.Errorf(controller.EUNAVAILABLE, "the connection to switch %s was lost during the step", s.cfg.Name))
 		cause := context.Cause(c.ctx)
 		s.updateStatus(func(st *controller.SwitchStatus) {
 			st.Connected = false
@@ -431,6 +434,7 @@ func (s *Switch) deliver(ev *event) {
 		s.stats.foreign.Add(1) // forgotten since it was queued
 		return
 	}
+	s.media.event(ce, ev)
 	s.sink.HandleChannelEvent(ce)
 	s.stats.delivered.Add(1)
 }

@@ -81,7 +81,7 @@ var scenarios = []scenario{
 		fixture: "03-answer-consent-press1-record",
 		calls:   []controller.OriginateRequest{req("50b976a2-5e58-4f1a-bbe1-07766e35f9f6", "1001", 5*time.Second)},
 		want: []evKey{{kCreate, 1316}, {kAnswer, 1327}, {kAccepted, 1334}, {EventDTMF, 1345}, {EventExecuteComplete, 1346},
-			{EventRecordStart, 1349}, {EventRecordStop, 1356}, {kHangup, 1359}, {EventExecuteComplete, 1361},
+			{controller.EventRecordStart, 1349}, {controller.EventRecordStop, 1356}, {kHangup, 1359}, {EventExecuteComplete, 1361},
 			{kComplete, 1366}, {kDestroy, 1371}},
 		check: func(t *testing.T, got []controller.ChannelEvent) {
 			c := byKind(t, got, kComplete)

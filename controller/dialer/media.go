@@ -1,0 +1,54 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// MediaHandler runs what happens on a call once it is answered (its IVR
+// flow) and takes its recordings' events. The tracker calls it on a switch's
+// event goroutine: its methods must not block (they start their own work).
+type MediaHandler interface {
+	// Answered is called once, when a call with a FlowID is answered on sw.
+	Answered(call controller.Call, sw controller.Switch)
+	// RecordingEvent is called with each EventRecordStart and
+	// EventRecordStop of a call callgate tracks.
+	RecordingEvent(call controller.Call, ev controller.ChannelEvent)
+}
+
+// checkFlow returns an EINVALID error naming flow_id unless the tenant has
+// the flow. Without a flow store every flow is unknown.
+func (s *Service) checkFlow(ctx context.Context, tenant, id string) error {
+	flows, ok := s.store.(controller.FlowStore)
+	if !ok || s.cfg.Media == nil {
+		return controller.FieldError("flow_id", "IVR flows are not enabled on this controller")
+	}
+	_, err := flows.GetFlow(ctx, tenant, id, 0)
+	switch {
+	case controller.ErrorCode(err) == controller.ENOTFOUND:
+		return controller.FieldError("flow_id", "no flow %q", id)
+	case err != nil:
+		return fmt.Errorf("looking up flow %q: %w", id, err)
+	}
+	return nil
+}
+
+// media hands the events a MediaHandler wants to it: the answer of a call
+// with a flow (once: from is the call's state before ev), and recording
+// events.
+func (t *tracker) media(call controller.Call, from controller.CallState, ev controller.ChannelEvent) {
+	h := t.o.svc.cfg.Media
+	if h == nil {
+		return
+	}
+	switch ev.Kind {
+	case controller.EventAnswer:
+		if call.FlowID != "" && from != controller.CallAnswered && call.State == controller.CallAnswered {
+			h.Answered(call, t.o.sw)
+		}
+	case controller.EventRecordStart, controller.EventRecordStop:
+		h.RecordingEvent(call, ev)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/audio"
 	"github.com/callgate/callgate/controller/switchsim"
 )
 
@@ -26,7 +27,7 @@ func simSetup(t *testing.T) *simHarness {
 	t.Helper()
 	t.Parallel()
 	dir := t.TempDir()
-	sim := switchsim.New(switchsim.Config{TimeScale: 0.01})
+	sim := switchsim.New(switchsim.Config{TimeScale: 0.01, RecordDir: dir})
 	require.NoError(t, sim.Listen("127.0.0.1:0"))
 	t.Cleanup(func() { _ = sim.Close() })
 	h := &simHarness{sim: sim, sink: newRecSink(), dir: dir}
@@ -85,6 +86,10 @@ func TestMediaPress1RecordAndPlay(t *testing.T) {
 	stop := h.wait(t, id, controller.EventRecordStop)
 	require.Equal(t, path, stop.RecordPath)
 	require.Positive(t, stop.RecordMS)
+	f, err := audio.ParseWAVFile(path)
+	require.NoError(t, err, "the simulator wrote the recording")
+	require.Equal(t, 2, f.Channels, "RECORD_STEREO was set before start")
+	require.Equal(t, stop.RecordMS, f.Duration().Milliseconds())
 
 	// A second gather does not read the first one's digits.
 	res, err = h.sw.Gather(ctx, id, controller.GatherRequest{Prompt: "silence_stream://100", MinDigits: 1, MaxDigits: 1,

@@ -427,5 +427,6 @@ func (s *Sim) finishRecording(ch *channel, r *recording) {
 	ch.vars.set("record_seconds", i64(ms/1000))
 	ch.vars.set("record_ms", i64(ms))
 	ch.vars.set("record_completion_cause", "success-maxtime")
+	s.writeRecording(ch, r.path, ms)
 	s.emitChannel(ch, "RECORD_STOP", "Record-File-Path", r.path, "Record-Completion-Cause", "success-maxtime")
 }

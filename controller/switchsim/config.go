@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 )
 
@@ -37,6 +38,13 @@ type Config struct {
 	// WriteTimeout bounds each socket write; a client that does not read for
 	// this long is disconnected. 0 means 5 s.
 	WriteTimeout time.Duration
+	// RecordDir, when set, makes recordings real: a uuid_record or
+	// record_session whose absolute path lies inside this directory is
+	// written there as an 8 kHz 16-bit WAV file (stereo when the channel
+	// has RECORD_STEREO=true) when it stops, before RECORD_STOP. Other
+	// paths, and every path when empty, are not written. Missing
+	// directories under it are created. (callgate switchsim --record-dir)
+	RecordDir string
 }
 
 // Validate reports a configuration the simulator cannot run with.
@@ -78,6 +86,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Second
+	}
+	if c.RecordDir != "" {
+		if abs, err := filepath.Abs(c.RecordDir); err == nil {
+			c.RecordDir = abs
+		}
 	}
 	return c
 }

@@ -58,6 +58,14 @@
 //     behind each other; applications the simulator does not model
 //     complete at once. Prompts last as long as a tone_stream:// or
 //     silence_stream:// says, any other file one second.
+//   - Recordings are files only under Config.RecordDir (other paths are
+//     just reported): an 8 kHz 16-bit WAV, stereo when RECORD_STEREO=true,
+//     holding a 440 Hz tone (660 Hz on the right) instead of call audio.
+//     The file lasts exactly record_ms: masked time is left out, where
+//     FreeSWITCH writes it as silence (and so makes a longer file than the
+//     talk time). It is written whole (temporary file, then rename) when
+//     the recording stops, before RECORD_STOP; a failed write is logged and
+//     RECORD_STOP still comes with the same completion cause.
 //   - Times are UTC (Event-Date-Local equals GMT); status reports fixed CPU
 //     and stack figures; userauth, myevents, linger and log are not
 //     implemented.

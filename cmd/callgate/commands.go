@@ -35,6 +35,8 @@ func runSwitchsim(ctx context.Context, args []string, getenv func(string) string
 	maxSessions := fs.Int("max-sessions", 1000, "sessions the simulated switch allows at once")
 	sps := fs.Int("sps", 0, "sessions per second (0: unlimited); over it originates are delayed as FreeSWITCH does")
 	scale := fs.Float64("time-scale", 1.0, "multiplier for every callee delay (0.01 runs 100x faster)")
+	recordDir := fs.String("record-dir", getenv("CALLGATE_RECORDING_SPOOL_DIR"),
+		"write recordings (real WAV files) whose path is inside this directory (CALLGATE_RECORDING_SPOOL_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,7 +47,7 @@ func runSwitchsim(ctx context.Context, args []string, getenv func(string) string
 		return errors.New("switchsim: --time-scale must be positive")
 	}
 	sim := switchsim.New(switchsim.Config{
-		Password: *password, MaxSessions: *maxSessions, MaxSPS: *sps, TimeScale: *scale,
+		Password: *password, MaxSessions: *maxSessions, MaxSPS: *sps, TimeScale: *scale, RecordDir: *recordDir,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 	if err := sim.Listen(*listen); err != nil {

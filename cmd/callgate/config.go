@@ -1,6 +1,10 @@
 package main
 
 import (
+	"path/filepath"
+
+	"github.com/robfig/cron/v3"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +56,42 @@ type Config struct {
 	// rtp_secure_media, effective_caller_id_number…). Env
 	// CALLGATE_ALLOWED_VARIABLES, comma separated.
 	AllowedVariables []string `yaml:"allowed_variables"`
+	// Media configures IVR prompts and call recordings.
+	Media MediaConfig `yaml:"media"`
+}
+
+// MediaConfig says where prompts and recordings live. The switch reads
+// prompts and writes recordings through a directory it shares with callgate
+// (the same path, or the one given as Switch…Dir when it is mounted
+// elsewhere). Recordings are enabled when SpoolDir, StoreDir and KeysFile are
+// all set.
+type MediaConfig struct {
+	// PromptDir holds uploaded prompts. Env CALLGATE_PROMPT_DIR.
+	PromptDir string `yaml:"prompt_dir"`
+	// SwitchPromptDir is PromptDir as the switch sees it (default
+	// PromptDir). Env CALLGATE_SWITCH_PROMPT_DIR.
+	SwitchPromptDir string `yaml:"switch_prompt_dir"`
+	// SpoolDir is where the switch writes recordings; a plaintext file
+	// lives there only until it is sealed. Env CALLGATE_RECORDING_SPOOL_DIR.
+	SpoolDir string `yaml:"spool_dir"`
+	// SwitchSpoolDir is SpoolDir as the switch sees it (default SpoolDir).
+	// Env CALLGATE_SWITCH_SPOOL_DIR.
+	SwitchSpoolDir string `yaml:"switch_spool_dir"`
+	// StoreDir is the recording store: encrypted recordings only. Env
+	// CALLGATE_RECORDING_STORE_DIR.
+	StoreDir string `yaml:"store_dir"`
+	// KeysFile is the master keyring (JSON, mode 0600, never in the
+	// database); `callgate keys init` creates one and `callgate keys rotate`
+	// rotates it. Env CALLGATE_RECORDING_KEYS.
+	KeysFile string `yaml:"keys_file"`
+	// PurgeSchedule is when the retention purge runs (cron, five fields, in
+	// the controller's zone). Default "17 3 * * *". Env CALLGATE_PURGE_SCHEDULE.
+	PurgeSchedule string `yaml:"purge_schedule"`
+}
+
+// RecordingsEnabled reports whether recordings are configured.
+func (m MediaConfig) RecordingsEnabled() bool {
+	return m.SpoolDir != "" && m.StoreDir != "" && m.KeysFile != ""
 }
 
 // SwitchConfig describes one media server.
@@ -107,6 +147,7 @@ func DefaultConfig() Config {
 			LeaseTTL:          15 * time.Second,
 			HeartbeatInterval: 5 * time.Second,
 		},
+		Media: MediaConfig{PurgeSchedule: "17 3 * * *"},
 	}
 }
 
@@ -150,6 +191,13 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	str(&cfg.LogFormat, "CALLGATE_LOG_FORMAT", "")
 	str(&cfg.Policy, "CALLGATE_POLICY", *policy)
 	str(&cfg.DefaultRegion, "CALLGATE_DEFAULT_REGION", "")
+	str(&cfg.Media.PromptDir, "CALLGATE_PROMPT_DIR", "")
+	str(&cfg.Media.SwitchPromptDir, "CALLGATE_SWITCH_PROMPT_DIR", "")
+	str(&cfg.Media.SpoolDir, "CALLGATE_RECORDING_SPOOL_DIR", "")
+	str(&cfg.Media.SwitchSpoolDir, "CALLGATE_SWITCH_SPOOL_DIR", "")
+	str(&cfg.Media.StoreDir, "CALLGATE_RECORDING_STORE_DIR", "")
+	str(&cfg.Media.KeysFile, "CALLGATE_RECORDING_KEYS", "")
+	str(&cfg.Media.PurgeSchedule, "CALLGATE_PURGE_SCHEDULE", "")
 	if v := getenv("CALLGATE_MIGRATE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -279,6 +327,33 @@ func (c Config) Validate() error {
 	}
 	if c.Dialer.HeartbeatInterval < 100*time.Millisecond {
 		return fmt.Errorf("config: dialer.heartbeat_interval: %s is shorter than 100ms", c.Dialer.HeartbeatInterval)
+	}
+	return c.Media.validate()
+}
+
+func (m MediaConfig) validate() error {
+	dirs := []struct{ field, v string }{{"prompt_dir", m.PromptDir}, {"switch_prompt_dir", m.SwitchPromptDir},
+		{"spool_dir", m.SpoolDir}, {"switch_spool_dir", m.SwitchSpoolDir}, {"store_dir", m.StoreDir}, {"keys_file", m.KeysFile}}
+	for _, d := range dirs {
+		if d.v != "" && !filepath.IsAbs(d.v) {
+			return fmt.Errorf("config: media.%s: %q must be an absolute path", d.field, d.v)
+		}
+	}
+	set := 0
+	for _, v := range []string{m.SpoolDir, m.StoreDir, m.KeysFile} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 0 && set != 3 {
+		return errors.New("config: media: recordings need spool_dir, store_dir and keys_file together " +
+			"(CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR, CALLGATE_RECORDING_KEYS)")
+	}
+	if m.SpoolDir != "" && m.SpoolDir == m.StoreDir {
+		return errors.New("config: media.store_dir: must not be the spool directory (plaintext and ciphertext stay apart)")
+	}
+	if _, err := cron.ParseStandard(m.PurgeSchedule); err != nil {
+		return fmt.Errorf("config: media.purge_schedule: %q: %v", m.PurgeSchedule, err)
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ type CallResource struct {
 	From           string                       `json:"from"`
 	CallerIDName   string                       `json:"caller_id_name,omitempty"`
 	Purpose        controller.Purpose           `json:"purpose,omitempty"`
+	FlowID         string                       `json:"flow_id,omitempty"`
 	Switch         string                       `json:"switch,omitempty"`
 	TimeoutSeconds int                          `json:"timeout_seconds,omitzero"`
 	Variables      map[string]string            `json:"variables,omitempty"`
@@ -48,6 +49,7 @@ func NewCallResource(c controller.Call, events []controller.CallEventRecord) Cal
 		From:           c.From,
 		CallerIDName:   c.CallerIDName,
 		Purpose:        c.Purpose,
+		FlowID:         c.FlowID,
 		Decision:       c.Decision,
 		Switch:         c.Switch,
 		TimeoutSeconds: int(c.Timeout / time.Second),
@@ -77,7 +79,7 @@ type EventList struct {
 }
 
 // createCallFields are the members POST /v1/calls accepts.
-var createCallFields = []string{"to", "from", "caller_id_name", "purpose", "switch", "timeout_seconds", "variables"}
+var createCallFields = []string{"to", "from", "caller_id_name", "purpose", "flow_id", "switch", "timeout_seconds", "variables"}
 
 // createCall queues a call: 202 with the call, or 200 with the call first
 // created under the same Idempotency-Key.
@@ -97,6 +99,7 @@ func (s *Server) createCall(c echo.Context) error {
 	var purpose string
 	for _, err := range []error{
 		obj.str("purpose", &purpose),
+		obj.str("flow_id", &req.FlowID),
 		obj.str("to", &req.To),
 		obj.str("from", &req.From),
 		obj.str("caller_id_name", &req.CallerIDName),

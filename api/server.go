@@ -36,6 +36,7 @@ const (
 	DefaultReadyTimeout   = 2 * time.Second
 	DefaultMaxImportBytes = 512 << 20
 	DefaultImportTimeout  = 30 * time.Minute
+	DefaultMaxPromptBytes = 20 << 20
 )
 
 // Config configures the HTTP API. Zero fields take the defaults above.
@@ -59,6 +60,9 @@ type Config struct {
 	// ImportTimeout bounds the context of a do-not-call upload instead of
 	// RequestTimeout. Default 30m. Env: CALLGATE_API_IMPORT_TIMEOUT.
 	ImportTimeout time.Duration
+	// MaxPromptBytes is the largest prompt upload accepted (POST
+	// /v1/prompts/{name}). Default 20 MiB. Env: CALLGATE_API_MAX_PROMPT_BYTES.
+	MaxPromptBytes int64
 }
 
 // Validate reports the first field that is out of range. Zero values are
@@ -75,6 +79,8 @@ func (c Config) Validate() error {
 		return controller.FieldError("MaxImportBytes", "must not be negative")
 	case c.ImportTimeout < 0:
 		return controller.FieldError("ImportTimeout", "must not be negative")
+	case c.MaxPromptBytes < 0:
+		return controller.FieldError("MaxPromptBytes", "must not be negative")
 	}
 	return nil
 }
@@ -98,18 +104,24 @@ func (c Config) withDefaults() Config {
 	if c.ImportTimeout <= 0 {
 		c.ImportTimeout = DefaultImportTimeout
 	}
+	if c.MaxPromptBytes <= 0 {
+		c.MaxPromptBytes = DefaultMaxPromptBytes
+	}
 	return c
 }
 
 // Server is the HTTP API. Create it with New and serve Handler.
 type Server struct {
-	cfg     Config
-	svc     controller.CallService
-	admin   controller.ComplianceAdmin // nil: the administration routes answer 503
-	logger  *slog.Logger
-	echo    *echo.Echo
-	metrics *httpMetrics
-	routes  map[string]bool // registered path templates, for metric labels
+	cfg   Config
+	svc   controller.CallService
+	admin controller.ComplianceAdmin // nil: the administration routes answer 503
+
+	flows      controller.FlowAdmin      // nil: the flow and prompt routes answer 503
+	recordings controller.RecordingAdmin // nil: the recording routes answer 503
+	logger     *slog.Logger
+	echo       *echo.Echo
+	metrics    *httpMetrics
+	routes     map[string]bool // registered path templates, for metric labels
 }
 
 // New builds the API over svc, which must not be nil. It registers its HTTP metrics on reg and
@@ -157,6 +169,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	e.POST("/v1/compliance/check", s.checkCompliance, limit)
 	e.GET("/v1/attempts/:id", s.getAttempt)
 	s.registerComplianceAdmin(e, limit)
+	s.registerMedia(e, limit)
 
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true

@@ -41,6 +41,9 @@ commands:
   bench      measure whole-stack originations against an in-process switchsim
   bench compliance
              gate decision latency with 10M DNC entries and 1M consents, DNC import speed
+  keys init  create the recording master keyring (--file or CALLGATE_RECORDING_KEYS)
+  keys rotate
+             new master key, re-wrap every recording's data key, retire the old keys
   version    print the version
 
 Run "callgate <command> -h" for a command's flags.`
@@ -72,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runBenchCompliance(ctx, args[2:], getenv, stdout, stderr)
 		}
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args[1:], getenv, stdout)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "callgate", version)
 		return nil

@@ -14,9 +14,11 @@ import (
 	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/freeswitch"
+	"github.com/callgate/callgate/controller/ivr"
 	"github.com/callgate/callgate/controller/postgres"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/robfig/cron/v3"
 )
 
 // Main is one running callgate: database, dialer, switch drivers and the
@@ -27,16 +29,25 @@ type Main struct {
 	// OnCallUpdate, when set, sees every persisted change of a call (tests
 	// wait on it instead of polling).
 	OnCallUpdate func(controller.Call)
-	// Now, when set, is the compliance gate's clock (tests).
+	// Now, when set, is the compliance gate's and the recordings' clock
+	// (tests).
 	Now func() time.Time
+	// OnRunEnded and OnSealed, when set, see every finished IVR flow run
+	// and every recording seal (tests wait on them).
+	OnRunEnded func(controller.FlowRun)
+	OnSealed   func(controller.CallID, error)
 
-	db       *postgres.DB
-	service  *dialer.Service
-	switches []*freeswitch.Switch
-	http     *http.Server
-	ln       net.Listener
-	cancel   context.CancelFunc
-	served   chan error
+	db      *postgres.DB
+	service *dialer.Service
+	media   *ivr.Service
+	purge   *cron.Cron
+	// purgeRecordings runs the retention purge now (the cron job's work).
+	purgeRecordings func(context.Context) (int, error)
+	switches        []*freeswitch.Switch
+	http            *http.Server
+	ln              net.Listener
+	cancel          context.CancelFunc
+	served          chan error
 }
 
 // Run opens the database (migrating it if configured), connects the
@@ -81,6 +92,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("building the compliance gate: %w", err)
 	}
+	if err := m.startMedia(ctx, store, policy); err != nil {
+		return err
+	}
 	m.service, err = dialer.New(dialer.Config{
 		Owner:            m.Config.InstanceID,
 		ClaimBatch:       m.Config.Dialer.ClaimBatch,
@@ -92,6 +106,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Gate:             gate,
 		DefaultRegion:    m.Config.DefaultRegion,
 		AllowedVariables: m.Config.AllowedVariables,
+		Policy:           policy,
+		Media:            m.media,
 	}, store)
 	if err != nil {
 		return err
@@ -123,6 +139,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.service.Start(runCtx)
 
 	srv := api.New(api.Config{}, m.service, reg, m.Logger)
+	srv.SetMedia(m.media, m.media)
 	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
 		return fmt.Errorf("listening on %s: %w", m.Config.Listen, err)
 	}
@@ -157,9 +174,17 @@ func (m *Main) Close() error {
 		}
 		m.http = nil
 	}
+	if m.purge != nil {
+		<-m.purge.Stop().Done()
+		m.purge = nil
+	}
 	if m.service != nil {
 		m.service.Stop()
 		m.service = nil
+	}
+	if m.media != nil {
+		m.media.Stop() // after the dialer: no new flow starts
+		m.media = nil
 	}
 	for _, sw := range m.switches {
 		sw.Stop()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/compliance"
 )
 
 // MediaHandler runs what happens on a call once it is answered (its IVR
@@ -51,4 +52,25 @@ func (t *tracker) media(call controller.Call, from controller.CallState, ev cont
 	case controller.EventRecordStart, controller.EventRecordStop:
 		h.RecordingEvent(call, ev)
 	}
+}
+
+// Policy returns the compliance policy in force for a tenant: the one
+// assigned to it through the API, else Config.Policy.
+func (s *Service) Policy(ctx context.Context, tenant string) (compliance.Policy, error) {
+	pctx, err := s.withPolicy(ctx, tenantOr(tenant), "")
+	if err != nil {
+		return compliance.Policy{}, err
+	}
+	if p, ok := pctx.Value(policyKey{}).(compliance.Policy); ok {
+		return p, nil
+	}
+	return s.cfg.Policy, nil
+}
+
+// Switch returns the configured switch named name.
+func (s *Service) Switch(name string) (controller.Switch, bool) {
+	if o := s.owner(name); o != nil {
+		return o.sw, true
+	}
+	return nil, false
 }

@@ -53,6 +53,10 @@ type Config struct {
 	// is persisted (state, facts, requeue). It runs on a switch's event
 	// goroutine and must not block.
 	OnCallUpdate func(controller.Call)
+	// Policy is the default compliance policy (the gate's fallback), for
+	// what reads a policy outside a decision: flow validation, refusal
+	// locks written by flows.
+	Policy compliance.Policy
 	// Media, when set, runs the IVR flow of each answered call that names
 	// one and handles recording events; without it calls cannot name a flow.
 	Media MediaHandler

@@ -179,6 +179,24 @@ func (s *Store) GetCall(ctx context.Context, tenant string, id controller.CallID
 	return c, nil
 }
 
+// CallEnded reports whether a call, in any tenant, is in a terminal state
+// (for the recording sweep, which must leave live calls' files alone).
+// Returns ENOTFOUND if it does not exist.
+func (s *Store) CallEnded(ctx context.Context, id controller.CallID) (bool, error) {
+	if _, err := uuid.Parse(string(id)); err != nil {
+		return false, notFound(id)
+	}
+	var st controller.CallState
+	err := s.db.pool.QueryRow(ctx, `SELECT state FROM calls WHERE id = $1`, id).Scan(&st)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, notFound(id)
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading state of call %s: %w", id, translate(err))
+	}
+	return st.Terminal(), nil
+}
+
 func notFound(id controller.CallID) error {
 	return controller.Errorf(controller.ENOTFOUND, "call %s not found", id)
 }

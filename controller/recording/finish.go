@@ -163,6 +163,9 @@ func (s *Service) seal(ctx context.Context, r controller.Recording, recordMS int
 	r.SHA256, r.Size = sum, n
 
 	s.wrapMu.RLock()
+	if err := s.keys.Refresh(); err != nil {
+		return false, err
+	}
 	r.KeyID, r.WrappedKey, err = s.keys.Wrap(dk, r.ID)
 	if err == nil {
 		now := s.now()

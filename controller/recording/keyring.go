@@ -55,6 +55,48 @@ type Keyring struct {
 	path    string
 	current string
 	keys    []*masterKey // in file order; pointers so that printing a Keyring shows addresses, not bytes
+	stamp   fileStamp    // of the file as last loaded or saved, for Refresh
+}
+
+// fileStamp identifies a version of the keyring file.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) fileStamp {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{mod: info.ModTime(), size: info.Size()}
+}
+
+// Refresh reloads the keyring if its file changed since it was loaded or
+// saved (another process ran a rotation), so a running controller never
+// wraps a data key with a key another process has retired. A file that no
+// longer loads is an error and the keys in memory are kept.
+func (kr *Keyring) Refresh() error {
+	if kr.path == "" {
+		return nil
+	}
+	kr.mu.Lock()
+	same := stampOf(kr.path) == kr.stamp
+	kr.mu.Unlock()
+	if same {
+		return nil
+	}
+	fresh, err := LoadKeyring(kr.path)
+	if err != nil {
+		return fmt.Errorf("reloading the changed recording keyring: %w", err)
+	}
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	for _, k := range kr.keys {
+		clear(k.key)
+	}
+	kr.current, kr.keys, kr.stamp = fresh.current, fresh.keys, fresh.stamp
+	return nil
 }
 
 // masterKey is one key of a Keyring; key is nil once it has been retired.
@@ -123,6 +165,7 @@ func LoadKeyring(path string) (*Keyring, error) {
 		return nil, fmt.Errorf("loading recording keyring %s: %w", path, err)
 	}
 	kr.path = path
+	kr.stamp = fileStamp{mod: info.ModTime(), size: info.Size()}
 	return kr, nil
 }
 
@@ -355,6 +398,9 @@ func (kr *Keyring) Save() error {
 	if err := writeFileAtomic(kr.path, data); err != nil {
 		return fmt.Errorf("saving recording keyring: %w", err)
 	}
+	kr.mu.Lock()
+	kr.stamp = stampOf(kr.path)
+	kr.mu.Unlock()
 	return nil
 }
 

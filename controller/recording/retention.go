@@ -21,13 +21,16 @@ const purgeBatch = 500
 func (s *Service) RotateKeys(ctx context.Context) (newKeyID string, rewrapped int, err error) {
 	s.wrapMu.Lock()
 	defer s.wrapMu.Unlock()
+	if err := s.keys.Refresh(); err != nil {
+		return "", 0, fmt.Errorf("rotating recording keys: %w", err)
+	}
 	prev := s.keys.CurrentID()
 	newID := s.keys.Rotate()
 	if err := s.keys.Save(); err != nil {
 		s.keys.undoRotate(prev, newID)
 		return "", 0, fmt.Errorf("rotating recording keys: %w", err)
 	}
-	n, err := s.store.RewrapKeys(ctx, newID, func(r controller.Recording) ([]byte, error) {
+	rewrap := func(r controller.Recording) ([]byte, error) {
 		dk, err := s.keys.Unwrap(r.KeyID, r.WrappedKey, r.ID)
 		if err != nil {
 			return nil, fmt.Errorf("unwrapping the data key of recording %s: %w", r.ID, err)
@@ -41,9 +44,24 @@ func (s *Service) RotateKeys(ctx context.Context) (newKeyID string, rewrapped in
 			return nil, controller.Errorf(controller.EINTERNAL, "wrapped the data key of recording %s with key %q, not the new key %q", r.ID, keyID, newID)
 		}
 		return wrapped, nil
-	})
-	if err != nil {
-		return newID, n, fmt.Errorf("rotating recording keys: rewrapped %d before failing (older keys kept): %w", n, err)
+	}
+	// Another controller may have wrapped a data key with the old key just
+	// before it saw the new keyring: pass again until a pass finds nothing
+	// left, and only then destroy the old keys.
+	n := 0
+	for pass := 0; ; pass++ {
+		done, err := s.store.RewrapKeys(ctx, newID, rewrap)
+		n += done
+		if err != nil {
+			return newID, n, fmt.Errorf("rotating recording keys: rewrapped %d before failing (older keys kept): %w", n, err)
+		}
+		if done == 0 {
+			break
+		}
+		if pass == 4 {
+			return newID, n, fmt.Errorf("rotating recording keys: %w", controller.Errorf(controller.ECONFLICT,
+				"recordings are still being wrapped with the old keys after %d passes (older keys kept): run it again", pass+1))
+		}
 	}
 	for _, id := range s.keys.IDs() {
 		if id != newID && !s.keys.Retired(id) {

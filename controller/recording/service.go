@@ -168,6 +168,9 @@ func (s *Service) Open(ctx context.Context, tenant, id string) (controller.Recor
 	default:
 		return r, nil, controller.Errorf(controller.ECONFLICT, "recording %s is in state %q and cannot be opened", id, r.Status)
 	}
+	if err := s.keys.Refresh(); err != nil {
+		return controller.Recording{}, nil, err
+	}
 	dk, err := s.keys.Unwrap(r.KeyID, r.WrappedKey, r.ID)
 	if err != nil {
 		return r, nil, fmt.Errorf("opening recording %s: %w", id, err)

@@ -1,0 +1,383 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// promptPath is the route of a prompt upload: it has its own body limit
+// and the upload timeout.
+const promptPath = "/v1/prompts/:name"
+
+// maxFlowBytes is the largest flow document (controller/ivr.MaxFlowBytes).
+const maxFlowBytes = 256 << 10
+
+var (
+	errNoFlows      = controller.Errorf(controller.EUNAVAILABLE, "IVR flows are not enabled on this controller")
+	errNoRecordings = controller.Errorf(controller.EUNAVAILABLE, "recordings are not enabled on this controller")
+)
+
+// SetMedia connects the flow and recording administration (either may be
+// nil: its routes then answer 503). Call it before serving.
+func (s *Server) SetMedia(flows controller.FlowAdmin, recordings controller.RecordingAdmin) {
+	s.flows, s.recordings = flows, recordings
+}
+
+// registerMedia adds the flow, prompt and recording routes. They are always
+// registered (so the OpenAPI document is exact).
+func (s *Server) registerMedia(e *echo.Echo, limit echo.MiddlewareFunc) {
+	e.PUT("/v1/flows/:id", s.putFlow, s.limitFlow)
+	e.POST("/v1/flows/validate", s.validateFlow, s.limitFlow)
+	e.GET("/v1/flows", s.listFlows)
+	e.GET("/v1/flows/:id", s.getFlow)
+	e.GET("/v1/calls/:id/flow-run", s.getFlowRun)
+	e.POST(promptPath, s.uploadPrompt, s.limitPrompt)
+	e.GET("/v1/prompts", s.listPrompts)
+	e.GET("/v1/prompts/:name", s.getPrompt)
+	e.GET("/v1/calls/:id/recordings", s.listCallRecordings)
+	e.GET("/v1/recordings/:id", s.getRecording)
+	e.GET("/v1/recordings/:id/audio", s.recordingAudio)
+	e.POST("/v1/calls/:id/recording/pause", s.pauseRecording, limit)
+	e.POST("/v1/calls/:id/recording/resume", s.resumeRecording, limit)
+}
+
+func (s *Server) flowCall(c echo.Context, query ...string) (controller.FlowAdmin, error) {
+	if s.flows == nil {
+		return nil, errNoFlows
+	}
+	return s.flows, checkQuery(c.QueryParams(), query...)
+}
+
+func (s *Server) recordingCall(c echo.Context, query ...string) (controller.RecordingAdmin, error) {
+	if s.recordings == nil {
+		return nil, errNoRecordings
+	}
+	return s.recordings, checkQuery(c.QueryParams(), query...)
+}
+
+// readFlow reads a flow document body: JSON, at most maxFlowBytes.
+func readFlow(c echo.Context) ([]byte, error) {
+	if err := checkJSONContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
+		return nil, err
+	}
+	return readBody(c.Request())
+}
+
+// limitFlow is limitBody with maxFlowBytes.
+func (s *Server) limitFlow(next echo.HandlerFunc) echo.HandlerFunc {
+	return limitTo(maxFlowBytes, next)
+}
+
+// limitTo rejects bodies larger than n with 413, declared or streamed.
+func limitTo(n int64, next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > n {
+			return &http.MaxBytesError{Limit: n}
+		}
+		if req.Body != nil {
+			req.Body = http.MaxBytesReader(c.Response().Writer, req.Body, n)
+		}
+		return next(c)
+	}
+}
+
+// flowSaved is the body of PUT /v1/flows/{id}.
+type flowSaved struct {
+	controller.FlowRecord
+	Warnings []controller.FlowProblem `json:"warnings"`
+}
+
+// flowRefused is the body of a refused flow: the error and every problem.
+type flowRefused struct {
+	Error    ErrorDetail              `json:"error"`
+	Problems []controller.FlowProblem `json:"problems"`
+}
+
+// putFlow validates and stores the next version of a flow: 201 with it and
+// its warnings, or 400 with every problem.
+func (s *Server) putFlow(c echo.Context) error {
+	adm, err := s.flowCall(c)
+	if err != nil {
+		return err
+	}
+	body, err := readFlow(c)
+	if err != nil {
+		return err
+	}
+	rec, problems, err := adm.SaveFlow(c.Request().Context(), s.cfg.Tenant, c.Param("id"), body)
+	if err != nil {
+		if controller.ErrorCode(err) == controller.EINVALID && len(problems) > 0 {
+			d := s.describe(err, c)
+			d.RequestID = requestIDOf(c)
+			return c.JSON(http.StatusBadRequest, flowRefused{Error: d, Problems: problems})
+		}
+		return err
+	}
+	return c.JSON(http.StatusCreated, flowSaved{FlowRecord: rec, Warnings: orEmpty(problems)})
+}
+
+// validateFlow checks a flow document without storing it: 200 with its
+// problems (an empty list for a flow that may be saved as is).
+func (s *Server) validateFlow(c echo.Context) error {
+	adm, err := s.flowCall(c)
+	if err != nil {
+		return err
+	}
+	body, err := readFlow(c)
+	if err != nil {
+		return err
+	}
+	problems, err := adm.ValidateFlow(c.Request().Context(), s.cfg.Tenant, body)
+	if err != nil {
+		return err
+	}
+	valid := true
+	for _, p := range problems {
+		if p.Severity == "error" {
+			valid = false
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"valid": valid, "problems": orEmpty(problems)})
+}
+
+func (s *Server) listFlows(c echo.Context) error {
+	adm, err := s.flowCall(c)
+	if err != nil {
+		return err
+	}
+	list, err := adm.ListFlows(c.Request().Context(), s.cfg.Tenant)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"flows": orEmpty(list)})
+}
+
+// versionQuery reads the optional ?version= (0: the newest).
+func versionQuery(c echo.Context) (int, error) {
+	v := c.QueryParam("version")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, controller.FieldError("version", "must be a positive integer")
+	}
+	return n, nil
+}
+
+func (s *Server) getFlow(c echo.Context) error {
+	adm, err := s.flowCall(c, "version")
+	if err != nil {
+		return err
+	}
+	v, err := versionQuery(c)
+	if err != nil {
+		return err
+	}
+	rec, err := adm.GetFlow(c.Request().Context(), s.cfg.Tenant, c.Param("id"), v)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rec)
+}
+
+func (s *Server) getFlowRun(c echo.Context) error {
+	adm, err := s.flowCall(c)
+	if err != nil {
+		return err
+	}
+	run, err := adm.FlowRun(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, run)
+}
+
+// limitPrompt is limitBody with MaxPromptBytes.
+func (s *Server) limitPrompt(next echo.HandlerFunc) echo.HandlerFunc {
+	return limitTo(s.cfg.MaxPromptBytes, next)
+}
+
+// uploadPrompt stores the next version of a prompt from a
+// multipart/form-data body: what it says in "text", optionally "language",
+// then the WAV file in "audio", which must be the last part (it is stored
+// as it streams in; anything after it is not read). 201 with the prompt.
+func (s *Server) uploadPrompt(c echo.Context) error {
+	adm, err := s.flowCall(c)
+	if err != nil {
+		return err
+	}
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEMultipartForm {
+		return &controller.Error{Code: codeUnsupportedMediaType, Field: "Content-Type",
+			Message: "the body must be multipart/form-data with the parts text, language (optional) and audio, in that order"}
+	}
+	mr, err := c.Request().MultipartReader()
+	if err != nil {
+		return controller.Errorf(controller.EINVALID, "reading multipart body: %v", err)
+	}
+	p := controller.Prompt{Name: c.Param("name"), TenantID: s.cfg.Tenant}
+	seen := map[string]bool{}
+	bodyErr := func(what string, err error) error {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return controller.Errorf(controller.EINVALID, "reading %s: %v", what, err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return controller.FieldError("audio", "is required, as the last part: a PCM WAV file")
+		}
+		if err != nil {
+			return bodyErr("multipart body", err)
+		}
+		name := part.FormName()
+		switch {
+		case name == "":
+			return controller.Errorf(controller.EINVALID, "a multipart part has no form name")
+		case seen[name]:
+			return controller.FieldError(name, "given more than once")
+		}
+		seen[name] = true
+		switch name {
+		case "text", "language":
+			v, err := io.ReadAll(io.LimitReader(part, 8<<10+1))
+			if err != nil {
+				return bodyErr(name, err)
+			}
+			if len(v) > 8<<10 {
+				return controller.FieldError(name, "longer than 8 KiB")
+			}
+			if name == "text" {
+				p.Text = string(v)
+			} else {
+				p.Language = string(v)
+			}
+		case "audio":
+			if p.Text == "" {
+				return controller.FieldError("text", "is required, before the audio part: the words the prompt speaks")
+			}
+			out, err := adm.UploadPrompt(c.Request().Context(), p, part)
+			if err != nil {
+				return err
+			}
+			return c.JSON(http.StatusCreated, out)
+		default:
+			return controller.FieldError(name, "unknown form field")
+		}
+	}
+}
+
+func (s *Server) listPrompts(c echo.Context) error {
+	adm, err := s.flowCall(c)
+	if err != nil {
+		return err
+	}
+	list, err := adm.ListPrompts(c.Request().Context(), s.cfg.Tenant)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"prompts": orEmpty(list)})
+}
+
+func (s *Server) getPrompt(c echo.Context) error {
+	adm, err := s.flowCall(c, "version")
+	if err != nil {
+		return err
+	}
+	v, err := versionQuery(c)
+	if err != nil {
+		return err
+	}
+	p, err := adm.GetPrompt(c.Request().Context(), s.cfg.Tenant, c.Param("name"), v)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+func (s *Server) listCallRecordings(c echo.Context) error {
+	adm, err := s.recordingCall(c)
+	if err != nil {
+		return err
+	}
+	list, err := adm.ListRecordings(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"recordings": orEmpty(list)})
+}
+
+func (s *Server) getRecording(c echo.Context) error {
+	adm, err := s.recordingCall(c)
+	if err != nil {
+		return err
+	}
+	r, err := adm.GetRecording(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+// recordingAudio streams a recording decrypted, as audio/wav. Whether the
+// caller may hear or download it is the authorisation's decision (the
+// route's policy); here it is served to whoever reaches it.
+func (s *Server) recordingAudio(c echo.Context) error {
+	adm, err := s.recordingCall(c)
+	if err != nil {
+		return err
+	}
+	r, audio, err := adm.OpenRecording(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	defer audio.Close()
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `inline; filename="`+r.ID+`.wav"`)
+	if r.Size > 0 {
+		h.Set(echo.HeaderContentLength, strconv.FormatInt(r.Size, 10))
+	}
+	c.Response().Header().Set(echo.HeaderContentType, "audio/wav")
+	c.Response().WriteHeader(http.StatusOK)
+	if _, err := io.Copy(c.Response(), audio); err != nil {
+		// The status is sent: all that is left is to cut the stream short,
+		// which the client sees as a truncated body.
+		s.requestLogger(c).Error("streaming recording failed", "recording_id", r.ID, "err", err)
+		return err
+	}
+	return nil
+}
+
+func (s *Server) pauseRecording(c echo.Context) error {
+	adm, err := s.recordingCall(c)
+	if err != nil {
+		return err
+	}
+	if err := adm.PauseRecording(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id"))); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"recording": "paused"})
+}
+
+func (s *Server) resumeRecording(c echo.Context) error {
+	adm, err := s.recordingCall(c)
+	if err != nil {
+		return err
+	}
+	if err := adm.ResumeRecording(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id"))); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"recording": "resumed"})
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/compliance"
+	"github.com/callgate/callgate/controller/ivr"
+	"github.com/callgate/callgate/controller/postgres"
+	"github.com/callgate/callgate/controller/recording"
+)
+
+// startMedia builds the IVR service and, when configured, the recording
+// pipeline: it seals what a crash left in the spool before anything else
+// runs, and schedules the retention purge.
+func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy compliance.Policy) error {
+	mc := m.Config.Media
+	cfg := ivr.ServiceConfig{
+		Store: store,
+		Switches: func(name string) (controller.Switch, bool) {
+			if m.service == nil {
+				return nil, false
+			}
+			return m.service.Switch(name)
+		},
+		Policy: func(ctx context.Context, tenant string) (compliance.Policy, error) {
+			if m.service == nil {
+				return policy, nil
+			}
+			return m.service.Policy(ctx, tenant)
+		},
+		PromptDir:       mc.PromptDir,
+		SwitchPromptDir: mc.SwitchPromptDir,
+		SpoolDir:        mc.SpoolDir,
+		SwitchSpoolDir:  mc.SwitchSpoolDir,
+		Logger:          m.Logger,
+		OnRunEnded:      m.OnRunEnded,
+		OnSealed:        m.OnSealed,
+	}
+	if mc.RecordingsEnabled() {
+		rec, err := newRecordings(mc, store, policy, m)
+		if err != nil {
+			return err
+		}
+		encrypted, removed, err := rec.Sweep(ctx)
+		if err != nil {
+			return fmt.Errorf("sweeping the recording spool: %w", err)
+		}
+		if encrypted+removed > 0 {
+			m.Logger.Info("recording spool swept after a restart", "sealed", encrypted, "removed", removed)
+		}
+		cfg.Recordings, cfg.RecordingStore = rec, store
+		m.purgeRecordings = rec.Purge
+		m.purge = cron.New()
+		if _, err := m.purge.AddFunc(mc.PurgeSchedule, func() {
+			n, err := rec.Purge(context.Background())
+			if err != nil {
+				m.Logger.Error("recording retention purge failed", "err", err)
+				return
+			}
+			m.Logger.Info("recording retention purge", "shredded", n)
+		}); err != nil {
+			return fmt.Errorf("config: media.purge_schedule: %w", err)
+		}
+		m.purge.Start()
+	}
+	if mc.PromptDir != "" {
+		if err := os.MkdirAll(mc.PromptDir, 0o750); err != nil {
+			return fmt.Errorf("creating the prompt directory: %w", err)
+		}
+	}
+	svc, err := ivr.NewService(cfg)
+	if err != nil {
+		return fmt.Errorf("starting IVR flows: %w", err)
+	}
+	m.media = svc
+	return nil
+}
+
+// newRecordings opens the keyring and the recording store.
+func newRecordings(mc MediaConfig, store *postgres.Store, policy compliance.Policy, m *Main) (*recording.Service, error) {
+	keys, err := recording.LoadKeyring(mc.KeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("config: media.keys_file: %w", err)
+	}
+	// The switch (another user, sharing a group) writes into the spool;
+	// only callgate reads the store.
+	for d, mode := range map[string]os.FileMode{mc.SpoolDir: 0o770, mc.StoreDir: 0o700} {
+		if err := os.MkdirAll(d, mode); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	rec, err := recording.New(recording.Config{
+		Store:     store,
+		Blobs:     recording.FSStore{Dir: mc.StoreDir},
+		Keys:      keys,
+		SpoolDir:  mc.SpoolDir,
+		Retention: policy.RecordingRetention(),
+		CallEnded: store.CallEnded,
+		Now:       m.Now,
+		Logger:    m.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting recordings: %w", err)
+	}
+	return rec, nil
+}
+
+// runKeys is `callgate keys init|rotate`.
+func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("keys: say init (create the recording keyring) or rotate (new master key, re-wrap every recording's data key, retire the old keys)")
+	}
+	switch args[0] {
+	case "init":
+		fs := flag.NewFlagSet("keys init", flag.ContinueOnError)
+		file := fs.String("file", getenv("CALLGATE_RECORDING_KEYS"), "keyring file to create (CALLGATE_RECORDING_KEYS)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *file == "" {
+			return errors.New("keys init: --file (or CALLGATE_RECORDING_KEYS) is required")
+		}
+		kr, err := recording.GenerateKeyring(*file)
+		if err != nil {
+			return fmt.Errorf("keys init: %w", err)
+		}
+		fmt.Fprintf(stdout, "created %s with master key %s (mode 0600; back it up: without it no recording can be decrypted)\n", *file, kr.CurrentID())
+		return nil
+	case "rotate":
+		cfg, err := LoadConfig(args[1:], getenv)
+		if err != nil {
+			return err
+		}
+		if !cfg.Media.RecordingsEnabled() {
+			return errors.New("keys rotate: recordings are not configured (CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR, CALLGATE_RECORDING_KEYS)")
+		}
+		db, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return fmt.Errorf("keys rotate: opening database: %w", err)
+		}
+		defer db.Close()
+		policy, err := loadPolicy(cfg.Policy)
+		if err != nil {
+			return err
+		}
+		rec, err := newRecordings(cfg.Media, postgres.NewStore(db), policy, &Main{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return err
+		}
+		id, n, err := rec.RotateKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("keys rotate: %w (the old keys are kept: run it again)", err)
+		}
+		fmt.Fprintf(stdout, "new master key %s; %d recordings re-wrapped; old keys retired. Restart other controllers so they load the new keyring.\n", id, n)
+		return nil
+	}
+	return fmt.Errorf("keys: unknown command %q (init or rotate)", args[0])
+}

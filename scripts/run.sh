@@ -8,6 +8,16 @@ export CALLGATE_LISTEN="${CALLGATE_LISTEN:-127.0.0.1:8080}"
 export CALLGATE_POLICY="${CALLGATE_POLICY:-lab}"
 bin/callgate migrate
 
+# IVR prompts and encrypted recordings, all under .data/media. The keyring
+# is created once; back it up — without it no recording can be decrypted.
+media="$PWD/.data/media"
+export CALLGATE_PROMPT_DIR="${CALLGATE_PROMPT_DIR:-$media/prompts}"
+export CALLGATE_RECORDING_SPOOL_DIR="${CALLGATE_RECORDING_SPOOL_DIR:-$media/spool}"
+export CALLGATE_RECORDING_STORE_DIR="${CALLGATE_RECORDING_STORE_DIR:-$media/store}"
+export CALLGATE_RECORDING_KEYS="${CALLGATE_RECORDING_KEYS:-$media/keys.json}"
+mkdir -p "$media"
+[ -f "$CALLGATE_RECORDING_KEYS" ] || bin/callgate keys init
+
 sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -15,7 +25,8 @@ trap cleanup EXIT INT TERM
 if [ -z "${CALLGATE_ESL:-}" ]; then
   export CALLGATE_ESL_PASSWORD="${CALLGATE_ESL_PASSWORD:-callgate-dev-$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
   export CALLGATE_ESL=127.0.0.1:8021
-  bin/callgate switchsim --listen "$CALLGATE_ESL" --password "$CALLGATE_ESL_PASSWORD" --time-scale "${CALLGATE_SIM_TIME_SCALE:-1}" &
+  bin/callgate switchsim --listen "$CALLGATE_ESL" --password "$CALLGATE_ESL_PASSWORD" --time-scale "${CALLGATE_SIM_TIME_SCALE:-1}" \
+    --record-dir "$CALLGATE_RECORDING_SPOOL_DIR" &
   sim_pid=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/8021) 2>/dev/null && break; sleep 0.1; done
   echo "switchsim (simulated FreeSWITCH) on $CALLGATE_ESL"
@@ -30,7 +41,9 @@ callgate API on http://$CALLGATE_LISTEN — try:
        -H 'Idempotency-Key: tour-1' -d '{"to":"+12125551006","from":"+12125550100"}'
   curl -s http://$CALLGATE_LISTEN/v1/calls/<id>?include=events
   curl -s http://$CALLGATE_LISTEN/v1/switches
-Numbers ending 1001..1010 pick a callee behaviour (dialplans/SCENARIOS.md).
+Numbers ending 1001..1010 pick a callee behaviour (dialplans/SCENARIOS.md);
+1001 presses 1, 1002 presses 2. An IVR consent flow with a recording: README,
+"IVR flows, consent and recordings".
 Ctrl-C stops everything.
 
 TOUR

@@ -30,6 +30,17 @@ func (s *Server) SetMedia(flows controller.FlowAdmin, recordings controller.Reco
 	s.flows, s.recordings = flows, recordings
 }
 
+// RecordingAccess decides whether a request may hear a recording: it returns
+// nil to allow, an error (ENOTFOUND to hide the recording, or a refusal) to
+// deny. It runs before any audio is decrypted. Authorisation by role (who
+// may stream, who may download) plugs in here.
+type RecordingAccess func(r *http.Request, rec controller.Recording) error
+
+// SetRecordingAccess installs the check run before a recording is streamed;
+// without one every request that reaches the route may stream. Call it
+// before serving.
+func (s *Server) SetRecordingAccess(f RecordingAccess) { s.recordingAccess = f }
+
 // registerMedia adds the flow, prompt and recording routes. They are always
 // registered (so the OpenAPI document is exact).
 func (s *Server) registerMedia(e *echo.Echo, limit echo.MiddlewareFunc) {
@@ -337,6 +348,15 @@ func (s *Server) recordingAudio(c echo.Context) error {
 	adm, err := s.recordingCall(c)
 	if err != nil {
 		return err
+	}
+	if s.recordingAccess != nil {
+		meta, err := adm.GetRecording(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+		if err != nil {
+			return err
+		}
+		if err := s.recordingAccess(c.Request(), meta); err != nil {
+			return err
+		}
 	}
 	r, audio, err := adm.OpenRecording(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
 	if err != nil {

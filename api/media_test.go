@@ -809,3 +809,32 @@ func TestMediaUnavailable(t *testing.T) {
 		require.NotEqual(t, http.StatusServiceUnavailable, rec.Code, "%s %s: %s", r.method, r.path, rec.Body.String())
 	}
 }
+
+// TestRecordingAccessHook: the access check sees the recording and the
+// request before anything is decrypted; a refusal is the answer.
+func TestRecordingAccessHook(t *testing.T) {
+	t.Parallel()
+	b := setupMedia(t)
+	id := "11111111-1111-4111-8111-111111111111"
+	b.recs.with(func(f *fakeRecordings) {
+		f.recs[id] = controller.Recording{ID: id, TenantID: controller.DefaultTenant, CallID: newUUID(),
+			Status: controller.RecordingStored, CreatedAt: fixedTime}
+		f.audio[id] = wav
+	})
+	var seen []string
+	b.srv.SetRecordingAccess(func(r *http.Request, rec controller.Recording) error {
+		seen = append(seen, rec.ID)
+		if r.Header.Get("X-Role") != "qa" {
+			return controller.Errorf(controller.ENOTFOUND, "recording %s not found", rec.ID)
+		}
+		return nil
+	})
+	requireError(t, b.do(t, http.MethodGet, "/v1/recordings/"+id+"/audio", ""), http.StatusNotFound, controller.ENOTFOUND, "")
+	b.recs.with(func(f *fakeRecordings) { require.Zero(t, f.opened, "nothing decrypted for a refused request") })
+	req := httptest.NewRequest(http.MethodGet, "/v1/recordings/"+id+"/audio", nil)
+	req.Header.Set("X-Role", "qa")
+	rec := b.serve(req)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.Equal(t, wav, rec.Body.Bytes())
+	require.Equal(t, []string{id, id}, seen)
+}

@@ -118,10 +118,12 @@ type Server struct {
 
 	flows      controller.FlowAdmin      // nil: the flow and prompt routes answer 503
 	recordings controller.RecordingAdmin // nil: the recording routes answer 503
-	logger     *slog.Logger
-	echo       *echo.Echo
-	metrics    *httpMetrics
-	routes     map[string]bool // registered path templates, for metric labels
+	// recordingAccess, when set, decides who may stream a recording.
+	recordingAccess RecordingAccess
+	logger          *slog.Logger
+	echo            *echo.Echo
+	metrics         *httpMetrics
+	routes          map[string]bool // registered path templates, for metric labels
 }
 
 // New builds the API over svc, which must not be nil. It registers its HTTP metrics on reg and

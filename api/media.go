@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -165,10 +166,7 @@ func (s *Server) listFlows(c echo.Context) error {
 		return err
 	}
 	list, err := adm.ListFlows(c.Request().Context(), s.cfg.Tenant)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"flows": orEmpty(list)})
+	return listed(c, "flows", list, err)
 }
 
 // versionQuery reads the optional ?version= (0: the newest).
@@ -184,7 +182,9 @@ func versionQuery(c echo.Context) (int, error) {
 	return n, nil
 }
 
-func (s *Server) getFlow(c echo.Context) error {
+// getVersion answers GET of one version (?version=, the newest if absent)
+// of a flow or prompt named by the path parameter param.
+func getVersion[T any](s *Server, c echo.Context, param string, get func(adm controller.FlowAdmin, ctx context.Context, tenant, name string, version int) (T, error)) error {
 	adm, err := s.flowCall(c, "version")
 	if err != nil {
 		return err
@@ -193,11 +193,23 @@ func (s *Server) getFlow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rec, err := adm.GetFlow(c.Request().Context(), s.cfg.Tenant, c.Param("id"), v)
+	out, err := get(adm, c.Request().Context(), s.cfg.Tenant, c.Param(param), v)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, rec)
+	return c.JSON(http.StatusOK, out)
+}
+
+// listed answers 200 with {key: list} (an empty list, never null), or err.
+func listed[T any](c echo.Context, key string, list []T, err error) error {
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string][]T{key: orEmpty(list)})
+}
+
+func (s *Server) getFlow(c echo.Context) error {
+	return getVersion(s, c, "id", controller.FlowAdmin.GetFlow)
 }
 
 func (s *Server) getFlowRun(c echo.Context) error {
@@ -295,26 +307,11 @@ func (s *Server) listPrompts(c echo.Context) error {
 		return err
 	}
 	list, err := adm.ListPrompts(c.Request().Context(), s.cfg.Tenant)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"prompts": orEmpty(list)})
+	return listed(c, "prompts", list, err)
 }
 
 func (s *Server) getPrompt(c echo.Context) error {
-	adm, err := s.flowCall(c, "version")
-	if err != nil {
-		return err
-	}
-	v, err := versionQuery(c)
-	if err != nil {
-		return err
-	}
-	p, err := adm.GetPrompt(c.Request().Context(), s.cfg.Tenant, c.Param("name"), v)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, p)
+	return getVersion(s, c, "name", controller.FlowAdmin.GetPrompt)
 }
 
 func (s *Server) listCallRecordings(c echo.Context) error {
@@ -323,10 +320,7 @@ func (s *Server) listCallRecordings(c echo.Context) error {
 		return err
 	}
 	list, err := adm.ListRecordings(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id")))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"recordings": orEmpty(list)})
+	return listed(c, "recordings", list, err)
 }
 
 func (s *Server) getRecording(c echo.Context) error {
@@ -381,23 +375,22 @@ func (s *Server) recordingAudio(c echo.Context) error {
 }
 
 func (s *Server) pauseRecording(c echo.Context) error {
-	adm, err := s.recordingCall(c)
-	if err != nil {
-		return err
-	}
-	if err := adm.PauseRecording(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id"))); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]string{"recording": "paused"})
+	return s.maskRecording(c, controller.RecordingAdmin.PauseRecording, "paused")
 }
 
 func (s *Server) resumeRecording(c echo.Context) error {
+	return s.maskRecording(c, controller.RecordingAdmin.ResumeRecording, "resumed")
+}
+
+// maskRecording pauses or resumes the call's active recording: 200 with
+// {"recording": state}.
+func (s *Server) maskRecording(c echo.Context, do func(controller.RecordingAdmin, context.Context, string, controller.CallID) error, state string) error {
 	adm, err := s.recordingCall(c)
 	if err != nil {
 		return err
 	}
-	if err := adm.ResumeRecording(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id"))); err != nil {
+	if err := do(adm, c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id"))); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]string{"recording": "resumed"})
+	return c.JSON(http.StatusOK, map[string]string{"recording": state})
 }

@@ -34,8 +34,11 @@ type e2e struct {
 }
 
 type simOptions struct {
-	maxSessions int // switch's own limit (switchsim only)
-	configLimit int // callgate's configured limit for the switch
+	maxSessions int          // switch's own limit (switchsim only)
+	configLimit int          // callgate's configured limit for the switch
+	timeScale   float64      // switchsim's; 0 means 0.05
+	media       *MediaConfig // prompts and recordings (switchsim records into its SpoolDir)
+	main        func(*Main)  // edits the Main before it runs
 }
 
 func setupE2E(t *testing.T, opts simOptions) *e2e {
@@ -44,7 +47,15 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	var sim *switchsim.Sim
 	if addr == "" {
 		password = "e2e-secret"
-		sim = switchsim.New(switchsim.Config{Password: password, MaxSessions: opts.maxSessions, TimeScale: 0.05})
+		scale := opts.timeScale
+		if scale == 0 {
+			scale = 0.05
+		}
+		simCfg := switchsim.Config{Password: password, MaxSessions: opts.maxSessions, TimeScale: scale}
+		if opts.media != nil {
+			simCfg.RecordDir = opts.media.SpoolDir
+		}
+		sim = switchsim.New(simCfg)
 		require.NoError(t, sim.Listen("127.0.0.1:0"))
 		t.Cleanup(func() { sim.Close() })
 		addr = sim.Addr()
@@ -57,8 +68,14 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
 	cfg.Switches = []SwitchConfig{{Name: "fs1", Kind: "freeswitch", Address: addr, Password: password,
 		DialTemplate: "loopback/{number}/callgate-test", MaxSessions: opts.configLimit}}
+	if opts.media != nil {
+		cfg.Media = *opts.media
+	}
 	w := calltest.New(30 * time.Second)
 	m := &Main{Config: cfg, Logger: testLogger(t), OnCallUpdate: w.Observe}
+	if opts.main != nil {
+		opts.main(m)
+	}
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
 	return &e2e{m: m, sim: sim, base: "http://" + m.Addr(), w: w}

@@ -22,7 +22,6 @@ import (
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/audio"
-	"github.com/callgate/callgate/controller/calltest"
 	"github.com/callgate/callgate/controller/ivr"
 	"github.com/callgate/callgate/controller/postgres"
 	"github.com/callgate/callgate/controller/postgres/pgtest"
@@ -56,36 +55,18 @@ func setupIVR(t *testing.T, edit ...func(*Main)) *ivrE2E {
 	_, err := recording.GenerateKeyring(x.dirs.keys)
 	require.NoError(t, err)
 
-	addr, password := os.Getenv("CALLGATE_TEST_ESL"), os.Getenv("CALLGATE_TEST_ESL_PASSWORD")
-	var sim *switchsim.Sim
-	if addr == "" {
-		password = "e2e-secret"
-		sim = switchsim.New(switchsim.Config{Password: password, TimeScale: 0.1, RecordDir: x.dirs.spool})
-		require.NoError(t, sim.Listen("127.0.0.1:0"))
-		t.Cleanup(func() { sim.Close() })
-		addr = sim.Addr()
-	}
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DatabaseURL = pgtest.DSN(t)
-	cfg.InstanceID = "e2e-" + t.Name()
-	cfg.Policy = "lab"
-	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
-	cfg.Switches = []SwitchConfig{{Name: "fs1", Kind: "freeswitch", Address: addr, Password: password,
-		DialTemplate: "loopback/{number}/callgate-test"}}
-	cfg.Media = MediaConfig{PromptDir: x.dirs.prompts, SpoolDir: x.dirs.spool, StoreDir: x.dirs.store,
-		KeysFile: x.dirs.keys, PurgeSchedule: "17 3 * * *"}
-	w := calltest.New(30 * time.Second)
-	m := &Main{Config: cfg, Logger: testLogger(t), OnCallUpdate: w.Observe,
-		OnRunEnded: func(r controller.FlowRun) { x.runs <- r },
-		OnSealed:   func(id controller.CallID, err error) { x.sealed(id) <- err },
-	}
-	for _, f := range edit {
-		f(m)
-	}
-	require.NoError(t, m.Run(context.Background()))
-	t.Cleanup(func() { require.NoError(t, m.Close()) })
-	x.e2e = &e2e{m: m, sim: sim, base: "http://" + m.Addr(), w: w}
+	x.e2e = setupE2E(t, simOptions{
+		timeScale: 0.1,
+		media: &MediaConfig{PromptDir: x.dirs.prompts, SpoolDir: x.dirs.spool, StoreDir: x.dirs.store,
+			KeysFile: x.dirs.keys, PurgeSchedule: "17 3 * * *"},
+		main: func(m *Main) {
+			m.OnRunEnded = func(r controller.FlowRun) { x.runs <- r }
+			m.OnSealed = func(id controller.CallID, err error) { x.sealed(id) <- err }
+			for _, f := range edit {
+				f(m)
+			}
+		},
+	})
 	return x
 }
 

@@ -5,6 +5,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/callgate/callgate/controller/recording"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -78,8 +80,13 @@ type MediaConfig struct {
 	// Env CALLGATE_SWITCH_SPOOL_DIR.
 	SwitchSpoolDir string `yaml:"switch_spool_dir"`
 	// StoreDir is the recording store: encrypted recordings only. Env
-	// CALLGATE_RECORDING_STORE_DIR.
+	// CALLGATE_RECORDING_STORE_DIR. Not needed with S3.
 	StoreDir string `yaml:"store_dir"`
+	// S3, when its endpoint is set, is the recording store instead of
+	// StoreDir: an existing bucket of an S3-compatible service. Env
+	// CALLGATE_S3_ENDPOINT (host:port), _BUCKET, _PREFIX, _ACCESS_KEY,
+	// _SECRET_KEY (never logged), _REGION, _PLAIN_HTTP (true to allow http).
+	S3 S3Config `yaml:"s3"`
 	// KeysFile is the master keyring (JSON, mode 0600, never in the
 	// database); `callgate keys init` creates one and `callgate keys rotate`
 	// rotates it. Env CALLGATE_RECORDING_KEYS.
@@ -89,9 +96,20 @@ type MediaConfig struct {
 	PurgeSchedule string `yaml:"purge_schedule"`
 }
 
+// S3Config names an S3-compatible bucket (see recording.S3Config).
+type S3Config struct {
+	Endpoint  string `yaml:"endpoint"`
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	Region    string `yaml:"region"`
+	PlainHTTP bool   `yaml:"plain_http"`
+}
+
 // RecordingsEnabled reports whether recordings are configured.
 func (m MediaConfig) RecordingsEnabled() bool {
-	return m.SpoolDir != "" && m.StoreDir != "" && m.KeysFile != ""
+	return m.SpoolDir != "" && (m.StoreDir != "" || m.S3.Endpoint != "") && m.KeysFile != ""
 }
 
 // SwitchConfig describes one media server.
@@ -198,6 +216,19 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	str(&cfg.Media.StoreDir, "CALLGATE_RECORDING_STORE_DIR", "")
 	str(&cfg.Media.KeysFile, "CALLGATE_RECORDING_KEYS", "")
 	str(&cfg.Media.PurgeSchedule, "CALLGATE_PURGE_SCHEDULE", "")
+	str(&cfg.Media.S3.Endpoint, "CALLGATE_S3_ENDPOINT", "")
+	str(&cfg.Media.S3.Bucket, "CALLGATE_S3_BUCKET", "")
+	str(&cfg.Media.S3.Prefix, "CALLGATE_S3_PREFIX", "")
+	str(&cfg.Media.S3.AccessKey, "CALLGATE_S3_ACCESS_KEY", "")
+	str(&cfg.Media.S3.SecretKey, "CALLGATE_S3_SECRET_KEY", "")
+	str(&cfg.Media.S3.Region, "CALLGATE_S3_REGION", "")
+	if v := getenv("CALLGATE_S3_PLAIN_HTTP"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: media.s3.plain_http (CALLGATE_S3_PLAIN_HTTP): %q is not a boolean", v)
+		}
+		cfg.Media.S3.PlainHTTP = b
+	}
 	if v := getenv("CALLGATE_MIGRATE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -331,6 +362,12 @@ func (c Config) Validate() error {
 	return c.Media.validate()
 }
 
+// recording converts the configuration for controller/recording.
+func (c S3Config) recording() recording.S3Config {
+	return recording.S3Config{Endpoint: c.Endpoint, Bucket: c.Bucket, Prefix: c.Prefix, AccessKey: c.AccessKey,
+		SecretKey: c.SecretKey, Region: c.Region, PlainHTTP: c.PlainHTTP}
+}
+
 func (m MediaConfig) validate() error {
 	dirs := []struct{ field, v string }{{"prompt_dir", m.PromptDir}, {"switch_prompt_dir", m.SwitchPromptDir},
 		{"spool_dir", m.SpoolDir}, {"switch_spool_dir", m.SwitchSpoolDir}, {"store_dir", m.StoreDir}, {"keys_file", m.KeysFile}}
@@ -339,15 +376,25 @@ func (m MediaConfig) validate() error {
 			return fmt.Errorf("config: media.%s: %q must be an absolute path", d.field, d.v)
 		}
 	}
+	store := m.StoreDir
+	if m.S3.Endpoint != "" {
+		if m.StoreDir != "" {
+			return errors.New("config: media: store_dir and s3 are both set: choose one recording store")
+		}
+		if err := m.S3.recording().Validate(); err != nil {
+			return fmt.Errorf("config: media.s3: %w", err)
+		}
+		store = "s3"
+	}
 	set := 0
-	for _, v := range []string{m.SpoolDir, m.StoreDir, m.KeysFile} {
+	for _, v := range []string{m.SpoolDir, store, m.KeysFile} {
 		if v != "" {
 			set++
 		}
 	}
 	if set != 0 && set != 3 {
-		return errors.New("config: media: recordings need spool_dir, store_dir and keys_file together " +
-			"(CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR, CALLGATE_RECORDING_KEYS)")
+		return errors.New("config: media: recordings need spool_dir, a store (store_dir or s3) and keys_file together " +
+			"(CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR or CALLGATE_S3_ENDPOINT, CALLGATE_RECORDING_KEYS)")
 	}
 	if m.SpoolDir != "" && m.SpoolDir == m.StoreDir {
 		return errors.New("config: media.store_dir: must not be the spool directory (plaintext and ciphertext stay apart)")

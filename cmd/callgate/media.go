@@ -46,7 +46,7 @@ func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy com
 		OnSealed:        m.OnSealed,
 	}
 	if mc.RecordingsEnabled() {
-		rec, err := newRecordings(mc, store, policy, m)
+		rec, err := newRecordings(ctx, mc, store, policy, m)
 		if err != nil {
 			return err
 		}
@@ -86,21 +86,29 @@ func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy com
 }
 
 // newRecordings opens the keyring and the recording store.
-func newRecordings(mc MediaConfig, store *postgres.Store, policy compliance.Policy, m *Main) (*recording.Service, error) {
+func newRecordings(ctx context.Context, mc MediaConfig, store *postgres.Store, policy compliance.Policy, m *Main) (*recording.Service, error) {
 	keys, err := recording.LoadKeyring(mc.KeysFile)
 	if err != nil {
 		return nil, fmt.Errorf("config: media.keys_file: %w", err)
 	}
 	// The switch (another user, sharing a group) writes into the spool;
 	// only callgate reads the store.
-	for d, mode := range map[string]os.FileMode{mc.SpoolDir: 0o770, mc.StoreDir: 0o700} {
-		if err := os.MkdirAll(d, mode); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", d, err)
+	if err := os.MkdirAll(mc.SpoolDir, 0o770); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", mc.SpoolDir, err)
+	}
+	var blobs recording.BlobStore = recording.FSStore{Dir: mc.StoreDir}
+	if mc.S3.Endpoint != "" {
+		s3, err := recording.NewS3Store(ctx, mc.S3.recording())
+		if err != nil {
+			return nil, fmt.Errorf("config: media.s3: %w", err)
 		}
+		blobs = s3
+	} else if err := os.MkdirAll(mc.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", mc.StoreDir, err)
 	}
 	rec, err := recording.New(recording.Config{
 		Store:     store,
-		Blobs:     recording.FSStore{Dir: mc.StoreDir},
+		Blobs:     blobs,
 		Keys:      keys,
 		SpoolDir:  mc.SpoolDir,
 		Retention: policy.RecordingRetention(),
@@ -141,7 +149,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		if !cfg.Media.RecordingsEnabled() {
-			return errors.New("keys rotate: recordings are not configured (CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR, CALLGATE_RECORDING_KEYS)")
+			return errors.New("keys rotate: recordings are not configured (CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR or CALLGATE_S3_ENDPOINT, CALLGATE_RECORDING_KEYS)")
 		}
 		db, err := postgres.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
@@ -152,7 +160,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		rec, err := newRecordings(cfg.Media, postgres.NewStore(db), policy, &Main{Logger: slog.New(slog.DiscardHandler)})
+		rec, err := newRecordings(ctx, cfg.Media, postgres.NewStore(db), policy, &Main{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			return err
 		}

@@ -505,3 +505,22 @@ func TestE2ERotateKeysThenPurge(t *testing.T) {
 	}))
 	require.Empty(t, files, "the ciphertext is deleted")
 }
+
+// TestE2ETransfer: a transfer node bridges the call; a bridge that ends
+// ends the flow ("transferred"), a failed one follows next.
+func TestE2ETransfer(t *testing.T) {
+	t.Parallel()
+	x := setupIVR(t)
+	x.putFlow(t, "xfer", `{"start": "busy", "nodes": {
+		"busy":  {"type": "transfer", "to": "loopback/1003/callgate-test", "next": "agent"},
+		"agent": {"type": "transfer", "to": "loopback/1006/callgate-test", "next": "bye"},
+		"bye":   {"type": "hangup"}}}`)
+	c := x.placeFlow(t, "+12125551005", "xfer") // answers and stays on the line
+	run, res := x.waitRun(t, c.ID)
+	require.Equal(t, ivr.OutcomeTransferred, run.Outcome, "%+v", res)
+	var steps []string
+	for _, s := range res.Path {
+		steps = append(steps, s.Node+":"+s.Result)
+	}
+	require.Equal(t, []string{"busy:not_bridged: USER_BUSY", "agent:bridged"}, steps)
+}

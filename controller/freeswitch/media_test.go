@@ -97,9 +97,13 @@ func TestMediaPress1RecordAndPlay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, controller.GatherTimeout, res.Status)
 
-	tr, err := h.sw.Transfer(ctx, id, "loopback/1005/callgate-test")
+	// 1006 answers and hangs up 2 s later: the bridge ends, our leg stays.
+	tr, err := h.sw.Transfer(ctx, id, "loopback/1006/callgate-test")
 	require.NoError(t, err)
-	require.False(t, tr.Bridged, "the simulator does not model bridge")
+	require.Equal(t, controller.TransferResult{Bridged: true, HangupCause: "NORMAL_CLEARING"}, tr)
+	tr, err = h.sw.Transfer(ctx, id, "loopback/1003/callgate-test")
+	require.NoError(t, err)
+	require.Equal(t, controller.TransferResult{Bridged: false, HangupCause: "USER_BUSY"}, tr)
 	require.NoError(t, h.sw.Hangup(ctx, id, ""))
 	h.wait(t, id, controller.EventDestroy)
 }

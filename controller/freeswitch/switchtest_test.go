@@ -43,7 +43,8 @@ func TestSharedSuite(t *testing.T) {
 		t.Cleanup(sw.Stop)
 		sink.WaitConnected(t)
 		tg := &switchtest.Target{Switch: sw, Sink: sink, RecordDir: dir,
-			Number: func(suffix string) string { return "+1212555" + suffix }}
+			Number:      func(suffix string) string { return "+1212555" + suffix },
+			Destination: func(suffix string) string { return "loopback/" + suffix + "/callgate-test" }}
 		if sim != nil {
 			tg.DropLink = func() { sim.DropConnections() }
 		}

@@ -97,7 +97,7 @@ type Result struct {
 // Step is one node executed. Result says what happened, per type: play
 // "played"; gather "success" | "timeout" | "invalid" | "no_match"; consent
 // "yes" | "no" | "timeout" | "invalid"; record "started" | "stopped" |
-// "paused" | "resumed" | "refused"; transfer "bridged" | "not_bridged";
+// "paused" | "resumed" | "refused"; transfer "bridged" | "not_bridged[: <cause>]";
 // webhook "next" | "flow" | "hangup" | "continue" | "error"; set "set";
 // hangup the cause; "hungup" when the call hung up during the step.
 type Step struct {

@@ -28,6 +28,7 @@ type appRun struct {
 	started  time.Time     // for playback
 	length   time.Duration // for playback
 	pg       *pagd
+	br       *bridge // a running bridge
 }
 
 // defaultPromptLength is how long a sound file the simulator cannot size
@@ -106,6 +107,10 @@ func (s *Sim) execute(ch *channel, run *appRun) bool {
 		return false
 	case "play_and_get_digits":
 		if s.startPAGD(ch, run) {
+			return false
+		}
+	case "bridge":
+		if s.startBridge(ch, run) {
 			return false
 		}
 	case "record_session":
@@ -217,6 +222,8 @@ func (s *Sim) finishApps(ch *channel) {
 			s.emitChannel(ch, "CHANNEL_UNPARK")
 		case run.pg != nil:
 			s.pagdAbort(ch, run)
+		case run.br != nil:
+			s.bridgeAbort(run.br)
 		case run.name == "playback":
 			setPlaybackVars(ch, min(s.now.Sub(run.started), run.length))
 			run.response = "PLAYBACK ERROR"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -11,8 +12,9 @@ import (
 // it (the loopback b-leg, or the invisible far end of a SIP call).
 type call struct {
 	a, b     *channel
-	job      *job
-	app      string // run on the a-leg once answered (&park())
+	job      *job    // the originate job; nil for a bridge's outbound call
+	br       *bridge // the bridge that placed this call, or nil
+	app      string  // run on the a-leg once answered (&park())
 	appData  string
 	answered bool
 	reported bool // the originate result went out
@@ -37,9 +39,7 @@ func (s *Sim) newChannel(kind legKind, uuid, name string) *channel {
 // startCall creates the channels of an admitted originate and starts the
 // callee's behaviour. Caller holds s.mu.
 func (s *Sim) startCall(sp *originateSpec) {
-	if s.channels[sp.uuid] != nil || len(s.channels)+sp.sessions() > s.maxSessions {
-		s.refusals++
-		s.wake()
+	if !s.admit(sp) {
 		s.finishJob(sp.job, "-ERR DESTINATION_OUT_OF_ORDER\n")
 		return
 	}
@@ -47,6 +47,23 @@ func (s *Sim) startCall(sp *originateSpec) {
 	if c.app == "" {
 		c.app = "park" // an extension: the callgate context parks it
 	}
+	s.launchCall(c, sp)
+}
+
+// admit checks the session limit and the UUID for a new call; a refusal is
+// counted. Caller holds s.mu.
+func (s *Sim) admit(sp *originateSpec) bool {
+	if s.channels[sp.uuid] != nil || len(s.channels)+sp.sessions() > s.maxSessions {
+		s.refusals++
+		s.wake()
+		return false
+	}
+	return true
+}
+
+// launchCall arms the ring timeout and creates the channels of an admitted
+// call. Caller holds s.mu.
+func (s *Sim) launchCall(c *call, sp *originateSpec) {
 	sc := ScenarioFor(sp.number)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("switchsim: originate", "uuid", sp.uuid, "number", maskNumber(sp.number), "scenario", sc.Name)
@@ -81,17 +98,23 @@ func (s *Sim) startLoopback(c *call, sp *originateSpec, sc Scenario) {
 	b := s.newChannel(legLoopbackB, newUUID(), "loopback/"+sp.number+"-b")
 	c.a, c.b = a, b
 	a.call, b.call, a.peer, b.peer = c, c, b, a
-	prof := profile{dialplan: "xml", cidName: sp.cidName, cidNumber: sp.cidNum, origCidName: sp.cidName,
-		origCidNumber: sp.cidNum, calleeName: "Outbound Call", calleeNumber: sp.calleeNum, ani: sp.cidNum,
+	prof := profile{dialplan: "xml", cidName: sp.cidName, cidNumber: sp.cidNum, origCidName: sp.origCidName,
+		origCidNumber: sp.origCidNum, calleeName: "Outbound Call", calleeNumber: sp.calleeNum, ani: sp.ani,
 		dest: sp.number, source: "mod_loopback", context: sp.context}
 	for _, ch := range []*channel{a, b} {
 		ch.number, ch.prof, ch.callUUID = sp.number, prof, ch.uuid
 		ch.codecName, ch.codecRate, ch.codecBits = "L16", "8000", "128000"
 	}
 	a.direction, b.direction = "outbound", "inbound"
+	if c.br != nil {
+		s.bridgePeerProfile(c.br, a)
+	}
 
 	a.setState("CS_NONE", 1)
 	s.emitChannel(a, "CHANNEL_OUTGOING")
+	if c.br != nil {
+		a.callUUID = c.br.caller.uuid
+	}
 	a.setState("CS_INIT", 2)
 	v := &a.vars
 	v.set("direction", "outbound")
@@ -100,9 +123,16 @@ func (s *Sim) startLoopback(c *call, sp *originateSpec, sc Scenario) {
 	setCodecVars(v, "L16", "8000")
 	v.set("channel_name", a.name)
 	v.set("uuid", a.uuid)
-	v.set("call_uuid", a.uuid)
+	if c.br != nil {
+		v.set("originator", c.br.caller.uuid)
+		v.set("signal_bond", c.br.caller.uuid)
+	}
+	v.set("call_uuid", a.callUUID)
 	setOriginateVars(v, sp.o.Vars)
 	v.set("originate_early_media", "true")
+	if c.br != nil {
+		v.set("originating_leg_uuid", c.br.caller.uuid)
+	}
 	v.set("originate_endpoint", "loopback")
 	v.set("other_loopback_leg_uuid", b.uuid)
 	v.set("loopback_leg", "A")
@@ -135,12 +165,18 @@ func (s *Sim) startSofia(c *call, sp *originateSpec, sc Scenario) {
 	a.number, far.number = sp.number, sp.number
 	a.direction, a.callUUID = "outbound", a.uuid
 	a.sipProfile, a.sipHost, a.gateway = sp.sipProf, sp.sipHost, sp.gateway
-	a.prof = profile{cidName: sp.cidName, cidNumber: sp.cidNum, origCidName: sp.cidName,
-		origCidNumber: sp.cidNum, calleeName: "Outbound Call", calleeNumber: sp.calleeNum, ani: sp.cidNum,
+	a.prof = profile{cidName: sp.cidName, cidNumber: sp.cidNum, origCidName: sp.origCidName,
+		origCidNumber: sp.origCidNum, calleeName: "Outbound Call", calleeNumber: sp.calleeNum, ani: sp.ani,
 		dest: sp.number, source: "src/switch_ivr_originate.c", context: "default"}
+	if c.br != nil {
+		s.bridgePeerProfile(c.br, a)
+	}
 
 	a.setState("CS_NONE", 1)
 	s.emitChannel(a, "CHANNEL_OUTGOING")
+	if c.br != nil {
+		a.callUUID = c.br.caller.uuid
+	}
 	a.setState("CS_INIT", 2)
 	v := &a.vars
 	v.set("direction", "outbound")
@@ -157,8 +193,16 @@ func (s *Sim) startSofia(c *call, sp *originateSpec, sc Scenario) {
 	v.set("text_media_flow", "disabled")
 	v.set("channel_name", a.name)
 	v.set("sip_destination_url", "sip:"+sp.number+"@"+sp.sipHost)
+	if c.br != nil { // as in capture 19 (a dialplan bridge to a gateway)
+		v.set("originator", c.br.caller.uuid)
+		v.set("signal_bond", c.br.caller.uuid)
+		v.set("call_uuid", c.br.caller.uuid)
+	}
 	setOriginateVars(v, sp.o.Vars)
 	v.set("originate_early_media", "true")
+	if c.br != nil {
+		v.set("originating_leg_uuid", c.br.caller.uuid)
+	}
 	v.set("originate_endpoint", "sofia")
 	v.set("rtp_use_codec_string", "PCMU,PCMA")
 	v.set("local_media_ip", "127.0.0.1")
@@ -260,6 +304,10 @@ func (s *Sim) calleeRinging(callee *channel) {
 // originateAnswered completes an originate: the a-leg flips caller and
 // callee, the result goes out, and the a-leg runs its application.
 func (s *Sim) originateAnswered(c *call) {
+	if c.br != nil {
+		s.bridgeAnswered(c)
+		return
+	}
 	a := c.a
 	if c.reported || a.hungup {
 		return
@@ -287,6 +335,10 @@ func (s *Sim) reportOriginate(c *call, body string) {
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
+	}
+	if c.br != nil {
+		s.bridgeFailed(c.br, strings.TrimSuffix(strings.TrimPrefix(body, "-ERR "), "\n"))
+		return
 	}
 	s.finishJob(c.job, body)
 }
@@ -318,6 +370,7 @@ func (s *Sim) hangupChannel(ch *channel, cause string, propagated bool) {
 	if ch.isSIP() && !ch.hangupBySwitch {
 		setSIPHangupVariables(ch)
 	}
+	s.tellBridgePartner(ch, cause)
 	s.emitChannel(ch, "CHANNEL_HANGUP")
 	c := ch.call
 	if c != nil && c.a == ch && !c.reported && !propagated {
@@ -329,6 +382,10 @@ func (s *Sim) hangupChannel(ch *channel, cause string, propagated bool) {
 		s.queue(func() { s.hangupChannel(p, cause, true) })
 	}
 	s.queue(func() { s.reportHangup(ch) })
+	if c != nil && c.br != nil && c.a == ch {
+		br := c.br
+		s.queue(func() { s.bridgePeerGone(br) })
+	}
 }
 
 func (s *Sim) reportHangup(ch *channel) {

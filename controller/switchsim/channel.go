@@ -127,6 +127,10 @@ type channel struct {
 	recordings     []*recording
 	lastApp        string
 	lastArg        string
+	bridgedAt      time.Time    // Caller-Channel-Bridged-Time, bridge_epoch
+	otherType      string       // Other-Type: originator (a bridge's outbound leg) or originatee
+	other          *legSnapshot // the Other-Leg-* caller profile
+	bridging       *bridge      // the bridge application this channel is running
 }
 
 func (ch *channel) visible() bool { return ch.kind != legRemote }
@@ -265,6 +269,9 @@ func setCDRVariables(ch *channel) {
 	if !ch.answered.IsZero() {
 		v.set("answer_stamp", stamp(ch.answered))
 	}
+	if !ch.bridgedAt.IsZero() {
+		v.set("bridge_stamp", stamp(ch.bridgedAt))
+	}
 	if !ch.progress.IsZero() {
 		v.set("progress_stamp", stamp(ch.progress))
 	}
@@ -278,7 +285,9 @@ func setCDRVariables(ch *channel) {
 	v.set("profile_start_uepoch", uepoch(ch.created))
 	v.set("answer_epoch", epoch(ch.answered))
 	v.set("answer_uepoch", uepoch(ch.answered))
-	for _, name := range []string{"bridge_epoch", "bridge_uepoch", "last_hold_epoch", "last_hold_uepoch",
+	v.set("bridge_epoch", epoch(ch.bridgedAt))
+	v.set("bridge_uepoch", uepoch(ch.bridgedAt))
+	for _, name := range []string{"last_hold_epoch", "last_hold_uepoch",
 		"hold_accum_seconds", "hold_accum_usec", "hold_accum_ms", "resurrect_epoch", "resurrect_uepoch"} {
 		v.set(name, "0")
 	}

@@ -25,6 +25,25 @@
 // The last four digits of the number choose the callee's behaviour
 // (Scenarios, and dialplans/SCENARIOS.md).
 //
+// Applications (dialplan steps and sendmsg execute): answer, pre_answer,
+// ring_ready, sleep, send_dtmf, hangup, park, echo, playback,
+// play_and_get_digits, record_session, stop_record_session, set, export,
+// unset and bridge. bridge <dial string> dials the same endpoints as
+// originate (same callee scenarios, same session limit, DESTINATION_OUT_OF_ORDER
+// when over it), creating the new leg(s) with CHANNEL_OUTGOING/CREATE/
+// ORIGINATE and the Other-Type: originator / Other-Leg-* block of capture
+// 19. When the callee answers it sets originate_disposition=SUCCESS and
+// emits CHANNEL_BRIDGE on the bridging channel; when the callee hangs up,
+// CHANNEL_UNBRIDGE with last_bridge_hangup_cause and bridge_hangup_cause
+// set, then CHANNEL_EXECUTE_COMPLETE, and the bridging channel stays up
+// (it hangs up too only with hangup_after_bridge=true). When the callee
+// fails (busy, rejected, unallocated, or no answer within call_timeout,
+// the dial string's {originate_timeout}, or 60 s) the new leg hangs up and
+// the application completes at once with originate_disposition=<cause>,
+// DIALSTATUS, originate_causes and originate_failed_cause as in capture 19.
+// If the bridging channel hangs up first, the other leg is cancelled
+// (ORIGINATOR_CANCEL) or, once bridged, hung up (NORMAL_CLEARING).
+//
 // Events have the header set and order of FreeSWITCH 1.10.12 as captured
 // in shared/fixtures/freeswitch; TestFixtureReplay replays those sessions
 // against the simulator and compares the bytes.
@@ -66,6 +85,32 @@
 //     talk time). It is written whole (temporary file, then rename) when
 //     the recording stops, before RECORD_STOP; a failed write is logged and
 //     RECORD_STOP still comes with the same completion cause.
+//   - bridge dials only the first endpoint of a dial string ("," "|" and
+//     ":_:" lists are cut there), sends no ringback or early media to the
+//     caller, ignores continue_on_fail, park_after_bridge and
+//     transfer_after_bridge, and is not delayed by the sessions-per-second
+//     budget. Its ring timeout is the channel's call_timeout or the dial
+//     string's {originate_timeout}/{call_timeout}/[leg_timeout], 60 s by
+//     default; the bridging channel's own originate_timeout (left from the
+//     originate that created it) does not count. A callee failure over
+//     loopback completes the application after the new legs'
+//     CHANNEL_DESTROY (like originate's BACKGROUND_JOB in capture 05), a
+//     SIP failure, timeout or cancel right after the new leg's
+//     CHANNEL_HANGUP (capture 19).
+//   - No capture holds CHANNEL_BRIDGE or CHANNEL_UNBRIDGE. Their shape
+//     (Bridge-A-Unique-ID and Bridge-B-Unique-ID before the channel data,
+//     Other-Type: originatee with the new leg's profile and times) follows
+//     the FreeSWITCH source and a published FreeSWITCH 1.6 example; the
+//     Event-Calling-Line-Number values come from that example, not from
+//     1.10.12. The success-path variables (originate_disposition and
+//     DIALSTATUS SUCCESS, originate_causes <uuid>;NONE, bridge_to,
+//     last_bridge_to, bridge_channel, bridge_uuid, signal_bond,
+//     bridge_hangup_cause, bridge_epoch/bridge_stamp) and the DIALSTATUS of
+//     causes other than ORIGINATOR_CANCEL follow the source too.
+//     last_bridge_hangup_cause (and last_bridge_proto_specific_hangup_cause)
+//     is set on the other party when one side hangs up while the other is
+//     up, as capture 19 shows on the new leg. show calls does not pair
+//     bridged legs.
 //   - Times are UTC (Event-Date-Local equals GMT); status reports fixed CPU
 //     and stack figures; userauth, myevents, linger and log are not
 //     implemented.

@@ -42,15 +42,19 @@ var eventSource = map[string][3]string{
 	"CHANNEL_EXECUTE":          {"switch_core_session.c", "switch_core_session_exec", "2944"},
 	"CHANNEL_EXECUTE_COMPLETE": {"switch_core_session.c", "switch_core_session_exec", "2967"},
 	"CHANNEL_PARK":             {"switch_ivr.c", "switch_ivr_park", "1002"},
-	"CHANNEL_UNPARK":           {"switch_ivr.c", "switch_ivr_park", "1213"},
-	"DTMF":                     {"switch_channel.c", "switch_channel_dequeue_dtmf", "677"},
-	"RECORD_START":             {"switch_ivr_async.c", "record_callback", "1481"},
-	"RECORD_STOP":              {"switch_ivr_async.c", "send_record_stop_event", "1240"},
-	"CHANNEL_HANGUP":           {"switch_channel.c", "switch_channel_perform_hangup", "3445"},
-	"CHANNEL_HANGUP_COMPLETE":  {"switch_core_state_machine.c", "switch_core_session_reporting_state", "943"},
-	"CHANNEL_DESTROY":          {"switch_core_session.c", "switch_core_session_perform_destroy", "1584"},
-	"BACKGROUND_JOB":           {"mod_event_socket.c", "api_exec", "1572"},
-	"HEARTBEAT":                {"switch_core.c", "send_heartbeat", "81"},
+	// Not in the 1.10.12 captures: file and function from the FreeSWITCH
+	// source, line numbers from a published 1.6 example.
+	"CHANNEL_BRIDGE":          {"switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1501"},
+	"CHANNEL_UNBRIDGE":        {"switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", "1686"},
+	"CHANNEL_UNPARK":          {"switch_ivr.c", "switch_ivr_park", "1213"},
+	"DTMF":                    {"switch_channel.c", "switch_channel_dequeue_dtmf", "677"},
+	"RECORD_START":            {"switch_ivr_async.c", "record_callback", "1481"},
+	"RECORD_STOP":             {"switch_ivr_async.c", "send_record_stop_event", "1240"},
+	"CHANNEL_HANGUP":          {"switch_channel.c", "switch_channel_perform_hangup", "3445"},
+	"CHANNEL_HANGUP_COMPLETE": {"switch_core_state_machine.c", "switch_core_session_reporting_state", "943"},
+	"CHANNEL_DESTROY":         {"switch_core_session.c", "switch_core_session_perform_destroy", "1584"},
+	"BACKGROUND_JOB":          {"mod_event_socket.c", "api_exec", "1572"},
+	"HEARTBEAT":               {"switch_core.c", "send_heartbeat", "81"},
 }
 
 const seqIndex = 12 // position of Event-Sequence in the common block
@@ -89,6 +93,12 @@ func (s *Sim) newEvent(name string) *event {
 // appends event-specific headers and emits it.
 func (s *Sim) channelEvent(ch *channel, name string) *event {
 	e := s.newEvent(name)
+	s.addChannelData(e, ch, name)
+	return e
+}
+
+// addChannelData appends what switch_channel_event_set_data adds.
+func (s *Sim) addChannelData(e *event, ch *channel, name string) {
 	if name == "CHANNEL_HANGUP_COMPLETE" {
 		e.add("Hangup-Cause", ch.hangupCause)
 	}
@@ -114,12 +124,15 @@ func (s *Sim) channelEvent(ch *channel, name string) *event {
 		e.add("Channel-Write-Codec-Bit-Rate", ch.codecBits)
 	}
 	s.addProfile(e, ch)
+	if ch.other != nil {
+		e.add("Other-Type", ch.otherType)
+		addOtherLeg(e, ch.other)
+	}
 	if name != "CHANNEL_OUTGOING" && name != "DTMF" {
 		for i := range ch.vars {
 			e.headers = append(e.headers, header{ch.vars[i].hname, ch.vars[i].value})
 		}
 	}
-	return e
 }
 
 func (s *Sim) addProfile(e *event, ch *channel) {
@@ -159,7 +172,7 @@ func (s *Sim) addProfile(e *event, ch *channel) {
 	e.add("Caller-Channel-Hangup-Time", hangup)
 	e.add("Caller-Channel-Transfer-Time", "0")
 	e.add("Caller-Channel-Resurrect-Time", "0")
-	e.add("Caller-Channel-Bridged-Time", "0")
+	e.add("Caller-Channel-Bridged-Time", uepoch(ch.bridgedAt))
 	e.add("Caller-Channel-Last-Hold", "0")
 	e.add("Caller-Channel-Hold-Accum", "0")
 	e.add("Caller-Screen-Bit", "true")

@@ -39,24 +39,11 @@ func ParseOriginate(arg string) (Originate, string) {
 		}
 	}
 	var o Originate
-	dial := argv[0]
-	for _, br := range [][2]byte{{'<', '>'}, {'{', '}'}, {'[', ']'}} {
-		dial = strings.TrimLeft(dial, " ")
-		if dial == "" || dial[0] != br[0] {
-			continue
-		}
-		end := findEndParen(dial, br[0], br[1])
-		if end < 0 {
-			return Originate{}, "-ERR INVALID_URL\n"
-		}
-		for _, kv := range separate(dial[1:end], ',', 1024) {
-			if nv := separate(kv, '=', 2); len(nv) == 2 {
-				o.Vars = append(o.Vars, Var{nv[0], nv[1]})
-			}
-		}
-		dial = dial[end+1:]
+	vars, endpoint, ok := splitDialString(argv[0])
+	if !ok {
+		return Originate{}, "-ERR INVALID_URL\n"
 	}
-	o.Endpoint = dial
+	o.Vars, o.Endpoint = vars, endpoint
 	exten := argv[1]
 	if len(exten) > 1 && exten[0] == '&' {
 		app := exten[1:]
@@ -81,6 +68,29 @@ func ParseOriginate(arg string) (Originate, string) {
 		o.Timeout = leadingInt(argv[6])
 	}
 	return o, ""
+}
+
+// splitDialString separates the <…>, {…} and […] variable blocks at the
+// start of a dial string from the endpoint after them; ok is false when a
+// block is not closed.
+func splitDialString(dial string) (vars []Var, endpoint string, ok bool) {
+	for _, br := range [][2]byte{{'<', '>'}, {'{', '}'}, {'[', ']'}} {
+		dial = strings.TrimLeft(dial, " ")
+		if dial == "" || dial[0] != br[0] {
+			continue
+		}
+		end := findEndParen(dial, br[0], br[1])
+		if end < 0 {
+			return nil, "", false
+		}
+		for _, kv := range separate(dial[1:end], ',', 1024) {
+			if nv := separate(kv, '=', 2); len(nv) == 2 {
+				vars = append(vars, Var{nv[0], nv[1]})
+			}
+		}
+		dial = dial[end+1:]
+	}
+	return vars, dial, true
 }
 
 // findEndParen is switch_find_end_paren: the index of the bracket closing
@@ -261,20 +271,23 @@ func cleanupToken(tok string, delim byte) string {
 
 // originateSpec is a parsed originate ready to start.
 type originateSpec struct {
-	job       *job
-	o         Originate
-	kind      legKind
-	uuid      string
-	number    string // destination (callee digits, no host)
-	context   string
-	chanName  string
-	calleeNum string
-	sipProf   string
-	sipHost   string
-	gateway   string
-	cidName   string
-	cidNum    string
-	timeout   time.Duration
+	job         *job
+	o           Originate
+	kind        legKind
+	uuid        string
+	number      string // destination (callee digits, no host)
+	context     string
+	chanName    string
+	calleeNum   string
+	sipProf     string
+	sipHost     string
+	gateway     string
+	cidName     string
+	cidNum      string
+	origCidName string // Caller-Orig-Caller-ID-*: the caller ID, or a bridging channel's own
+	origCidNum  string
+	ani         string
+	timeout     time.Duration
 }
 
 func (sp *originateSpec) sessions() int {
@@ -333,6 +346,7 @@ func planOriginate(o Originate) (*originateSpec, string) {
 	}
 	sp.cidName = firstNonEmpty(o.variable("origination_caller_id_name"), o.CIDName)
 	sp.cidNum = firstNonEmpty(o.variable("origination_caller_id_number"), o.CIDNum, "0000000000")
+	sp.origCidName, sp.origCidNum, sp.ani = sp.cidName, sp.cidNum, sp.cidNum
 	secs := 60
 	if o.Timeout > 0 {
 		secs = o.Timeout

@@ -38,6 +38,9 @@ type Target struct {
 	// Number returns a number whose last four digits are suffix, in the
 	// form the driver's dial template expects.
 	Number func(suffix string) string
+	// Destination returns a dial string reaching the callee with suffix,
+	// for transfers.
+	Destination func(suffix string) string
 	// RecordDir is a local directory recordings may be written to (the
 	// switch writes there, or the driver copies them there).
 	RecordDir string
@@ -266,6 +269,24 @@ func Run(t *testing.T, newTarget func(t *testing.T) *Target) {
 		require.NoError(t, tg.Switch.Hangup(ctx, c.rec.ID, "NORMAL_CLEARING"))
 		require.Equal(t, record{controller.CallCompleted, "NORMAL_CLEARING", true}, recordOf(c.end()))
 		require.NoError(t, os.Remove(path))
+	})
+
+	t.Run("transfer", func(t *testing.T) {
+		t.Parallel()
+		tg := newTarget(t)
+		ctx := context.Background()
+		c := place(t, tg, "1005", 10*time.Second) // stays up until hung up
+		c.until(controller.EventAnswer)
+		// 1006 answers and hangs up 2 s later: the bridge ends, our leg stays.
+		got, err := tg.Switch.Transfer(ctx, c.rec.ID, tg.Destination("1006"))
+		require.NoError(t, err)
+		require.Equal(t, controller.TransferResult{Bridged: true, HangupCause: "NORMAL_CLEARING"}, got)
+		got, err = tg.Switch.Transfer(ctx, c.rec.ID, tg.Destination("1003"))
+		require.NoError(t, err)
+		require.Equal(t, controller.TransferResult{Bridged: false, HangupCause: "USER_BUSY"}, got)
+		require.NoError(t, tg.Switch.Play(ctx, c.rec.ID, "silence_stream://100"), "our leg is still up")
+		require.NoError(t, tg.Switch.Hangup(ctx, c.rec.ID, "NORMAL_CLEARING"))
+		require.Equal(t, record{controller.CallCompleted, "NORMAL_CLEARING", true}, recordOf(c.end()))
 	})
 
 	t.Run("link drop and reconcile", func(t *testing.T) {

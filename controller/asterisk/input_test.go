@@ -79,10 +79,10 @@ func TestInputSafety(t *testing.T) {
 func TestTranslate(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]media{
-		"/var/lib/callgate/prompts/consent.wav": {uri: "sound:/var/lib/callgate/prompts/consent"},
-		"tone_stream://%(500,0,440)":            {uri: "tone:440", ms: 500},
+		"/var/lib/callgate/prompts/consent.wav":    {uri: "sound:/var/lib/callgate/prompts/consent"},
+		"tone_stream://%(500,0,440)":               {uri: "tone:440", ms: 500},
 		"tone_stream://%(250,250,350,440);loops=2": {uri: "tone:350+440", ms: 1000},
-		"silence_stream://250":                  {ms: 250},
+		"silence_stream://250":                     {ms: 250},
 	} {
 		got, err := translate("prompt", in)
 		require.NoError(t, err, in)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"log/slog"
 	"path/filepath"
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/asterisk"
 	"github.com/callgate/callgate/controller/recording"
 
 	"errors"
@@ -49,7 +52,10 @@ type Config struct {
 	DefaultRegion string `yaml:"default_region"`
 	// Switches are the media servers to drive. CALLGATE_ESL (host:port) and
 	// CALLGATE_ESL_PASSWORD (or --esl, --esl-password) add or replace one
-	// FreeSWITCH named by CALLGATE_ESL_NAME (default fs1).
+	// FreeSWITCH named by CALLGATE_ESL_NAME (default fs1); CALLGATE_ARI_URL,
+	// CALLGATE_ARI_USER, CALLGATE_ARI_PASSWORD and CALLGATE_ARI_APP (default
+	// callgate) one Asterisk named by CALLGATE_ARI_NAME (default ast1), dialling
+	// through CALLGATE_ARI_DIAL_TEMPLATE (default Local/{number}@callgate-test).
 	Switches []SwitchConfig `yaml:"switches"`
 	// Dialer tunes origination.
 	Dialer DialerConfig `yaml:"dialer"`
@@ -116,11 +122,19 @@ func (m MediaConfig) RecordingsEnabled() bool {
 type SwitchConfig struct {
 	// Name identifies the switch in the API and in leases.
 	Name string `yaml:"name"`
-	// Kind is "freeswitch" (ESL). Asterisk (ARI) arrives later.
+	// Kind is "freeswitch" (ESL) or "asterisk" (ARI).
 	Kind string `yaml:"kind"`
-	// Address is the ESL host:port; keep it on loopback or a private link.
+	// Address is the ESL host:port (freeswitch); keep it on loopback or a
+	// private link.
 	Address string `yaml:"address"`
-	// Password is the ESL password; it must not be FreeSWITCH's default.
+	// URL is ARI's base URL, http(s)://host:port/ari (asterisk); plain
+	// http only to a loopback address.
+	URL string `yaml:"url"`
+	// User is the ARI user (asterisk).
+	User string `yaml:"user"`
+	// App is the Stasis application (asterisk); default callgate.
+	App string `yaml:"app"`
+	// Password is the ESL or ARI password; never FreeSWITCH's default.
 	Password string `yaml:"password"`
 	// DialTemplate builds the endpoint from {number} and {trunk}:
 	// production sofia/gateway/{trunk}/{number}; real-switch tests
@@ -274,9 +288,33 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 			cfg.Switches = append(cfg.Switches, sc)
 		}
 	}
+	if u := getenv("CALLGATE_ARI_URL"); u != "" {
+		sc := SwitchConfig{Name: getenv("CALLGATE_ARI_NAME"), Kind: "asterisk", URL: u, User: getenv("CALLGATE_ARI_USER"),
+			Password: getenv("CALLGATE_ARI_PASSWORD"), App: getenv("CALLGATE_ARI_APP"),
+			DialTemplate: getenv("CALLGATE_ARI_DIAL_TEMPLATE"), MaxSessions: 1000}
+		if sc.Name == "" {
+			sc.Name = "ast1"
+		}
+		if sc.DialTemplate == "" {
+			sc.DialTemplate = "Local/{number}@callgate-test"
+		}
+		replaced := false
+		for i := range cfg.Switches {
+			if cfg.Switches[i].Name == sc.Name {
+				cfg.Switches[i].URL, cfg.Switches[i].User, cfg.Switches[i].Password = sc.URL, sc.User, sc.Password
+				replaced = true
+			}
+		}
+		if !replaced {
+			cfg.Switches = append(cfg.Switches, sc)
+		}
+	}
 	for i := range cfg.Switches {
 		if cfg.Switches[i].Kind == "" {
 			cfg.Switches[i].Kind = "freeswitch"
+		}
+		if cfg.Switches[i].Kind == "asterisk" && cfg.Switches[i].App == "" {
+			cfg.Switches[i].App = "callgate"
 		}
 	}
 	return cfg, cfg.Validate()
@@ -325,8 +363,14 @@ func (c Config) Validate() error {
 			return f("name", "required")
 		case seen[s.Name]:
 			return f("name", "%q is used twice", s.Name)
+		case s.Kind == "asterisk":
+			if err := s.asterisk(nil).Validate(); err != nil {
+				return f(strings.ToLower(controller.ErrorField(err)), "%s", controller.ErrorMessage(err))
+			}
+			seen[s.Name] = true
+			continue
 		case s.Kind != "freeswitch":
-			return f("kind", "%q is not supported (freeswitch)", s.Kind)
+			return f("kind", "%q is not supported (freeswitch or asterisk)", s.Kind)
 		case s.Address == "":
 			return f("address", "required (ESL host:port)")
 		case s.Password == "":
@@ -403,6 +447,12 @@ func (m MediaConfig) validate() error {
 		return fmt.Errorf("config: media.purge_schedule: %q: %v", m.PurgeSchedule, err)
 	}
 	return nil
+}
+
+// asterisk is the driver configuration of an Asterisk switch.
+func (s SwitchConfig) asterisk(log *slog.Logger) asterisk.Config {
+	return asterisk.Config{Name: s.Name, URL: s.URL, User: s.User, Password: s.Password, App: s.App,
+		DialTemplate: s.DialTemplate, MaxSessions: s.MaxSessions, MaxCPS: s.MaxCPS, Logger: log}
 }
 
 // loadPolicy returns a preset by name or the policy in a JSON file, validated.

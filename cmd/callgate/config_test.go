@@ -70,6 +70,11 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{with("CALLGATE_LOG_LEVEL", "loud"), "log_level"},
 		{with("CALLGATE_MIGRATE", "perhaps"), "migrate"},
 		{with("CALLGATE_CLAIM_BATCH", "0"), "dialer.claim_batch"},
+		{with("CALLGATE_ARI_URL", "http://10.0.0.7:8088/ari"), "switches[1].url"},
+		{with("CALLGATE_ARI_URL", "http://127.0.0.1:8088/ari"), "switches[1].user"},
+		{with("CALLGATE_RECORDING_KEYS", "/k.json"), "media"},
+		{with("CALLGATE_PROMPT_DIR", "relative"), "media.prompt_dir"},
+		{with("CALLGATE_PURGE_SCHEDULE", "every night"), "media.purge_schedule"},
 	}
 	for _, tt := range tests {
 		_, err := LoadConfig(nil, envOf(tt.env))
@@ -82,4 +87,17 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("listn: 127.0.0.1:1\n"), 0o600))
 	_, err := LoadConfig([]string{"--config", file}, envOf(ok))
 	require.ErrorContains(t, err, "listn")
+}
+
+func TestLoadConfigAsterisk(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig(nil, envOf(map[string]string{
+		"CALLGATE_POLICY": "lab", "CALLGATE_ARI_URL": "http://127.0.0.1:8088/ari",
+		"CALLGATE_ARI_USER": "callgate", "CALLGATE_ARI_PASSWORD": "s3cret",
+	}))
+	require.NoError(t, err)
+	require.Len(t, cfg.Switches, 1)
+	sw := cfg.Switches[0]
+	require.Equal(t, SwitchConfig{Name: "ast1", Kind: "asterisk", URL: "http://127.0.0.1:8088/ari", User: "callgate",
+		Password: "s3cret", App: "callgate", DialTemplate: "Local/{number}@callgate-test", MaxSessions: 1000}, sw)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/callgate/callgate/api"
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/asterisk"
 	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/freeswitch"
@@ -43,7 +44,7 @@ type Main struct {
 	purge   *cron.Cron
 	// purgeRecordings runs the retention purge now (the cron job's work).
 	purgeRecordings func(context.Context) (int, error)
-	switches        []*freeswitch.Switch
+	switches        []driver
 	http            *http.Server
 	ln              net.Listener
 	cancel          context.CancelFunc
@@ -113,18 +114,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	for _, sc := range m.Config.Switches {
-		sw, err := freeswitch.New(freeswitch.Config{
-			Name:              sc.Name,
-			Address:           sc.Address,
-			Password:          sc.Password,
-			DialTemplate:      sc.DialTemplate,
-			Trunk:             sc.Trunk,
-			MaxSessions:       sc.MaxSessions,
-			MaxCPS:            sc.MaxCPS,
-			HeartbeatInterval: m.Config.Dialer.HeartbeatInterval,
-			AllowedVariables:  m.Config.AllowedVariables,
-			Logger:            m.Logger,
-		}, m.service)
+		sw, err := m.newDriver(sc)
 		if err != nil {
 			return fmt.Errorf("switch %s: %w", sc.Name, err)
 		}
@@ -147,6 +137,35 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.ln) }()
 	return nil
+}
+
+// driver is a switch driver callgate starts and stops.
+type driver interface {
+	controller.Switch
+	Start(ctx context.Context) error
+	Stop()
+}
+
+// newDriver builds the driver of a configured switch, delivering its events
+// to the dialer.
+func (m *Main) newDriver(sc SwitchConfig) (driver, error) {
+	if sc.Kind == "asterisk" {
+		cfg := sc.asterisk(m.Logger)
+		cfg.HeartbeatInterval = m.Config.Dialer.HeartbeatInterval
+		return asterisk.New(cfg, m.service)
+	}
+	return freeswitch.New(freeswitch.Config{
+		Name:              sc.Name,
+		Address:           sc.Address,
+		Password:          sc.Password,
+		DialTemplate:      sc.DialTemplate,
+		Trunk:             sc.Trunk,
+		MaxSessions:       sc.MaxSessions,
+		MaxCPS:            sc.MaxCPS,
+		HeartbeatInterval: m.Config.Dialer.HeartbeatInterval,
+		AllowedVariables:  m.Config.AllowedVariables,
+		Logger:            m.Logger,
+	}, m.service)
 }
 
 // Addr is the API's listening address, once Run has returned.

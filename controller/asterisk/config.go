@@ -93,6 +93,7 @@ func (c Config) withDefaults() Config {
 // Validate checks the configuration (after defaults are applied) and returns
 // an EINVALID error naming the first bad field.
 func (c Config) Validate() error {
+	c = c.withDefaults() // an empty WebSocketURL is derived from URL
 	bad := controller.FieldError
 	if !nameRE.MatchString(c.Name) {
 		return bad("Name", "must be 1-64 letters, digits, _ . or -")

@@ -212,6 +212,7 @@ func (t *tracker) run(ctx context.Context) {
 func (t *tracker) apply(ctx context.Context, batch []controller.ChannelEvent) {
 	var ups []controller.CallUpdate
 	var ended []controller.CallID
+	requeued := false
 	for _, ev := range batch {
 		t.mu.Lock()
 		e, ok := t.calls[ev.CallID]
@@ -240,7 +241,10 @@ func (t *tracker) apply(ctx context.Context, batch []controller.ChannelEvent) {
 				ups = nil
 			}
 			t.requeue(ctx, e.call, ev)
-			ended = append(ended, ev.CallID)
+			// Not forgotten below: it is already out of t.calls, and once
+			// requeued the owner may claim and track it again before this
+			// batch ends — forgetting it then would drop its new events.
+			requeued = true
 			continue
 		}
 		from := e.call.State
@@ -272,6 +276,9 @@ func (t *tracker) apply(ctx context.Context, batch []controller.ChannelEvent) {
 	}
 	for _, id := range ended {
 		t.forget(id)
+	}
+	if requeued {
+		t.o.poke() // a session slot is free and an attempt is due again
 	}
 }
 

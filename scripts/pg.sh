@@ -88,7 +88,17 @@ start)
 	if ! running; then
 		init
 		configure
-		as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DATA/log" -w -t 60 start >/dev/null
+		# The port lies in Linux's ephemeral range: a client socket may hold
+		# it for a moment on a busy machine. Try again before giving up.
+		for try in 1 2 3 4 5 6 7 8 9 10; do
+			as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DATA/log" -w -t 60 start >/dev/null && break
+			if [ "$try" = 10 ] || ! tail -n 5 "$DATA/log" | grep -q "Address already in use"; then
+				echo "pg.sh: PostgreSQL did not start; see $DATA/log" >&2
+				exit 1
+			fi
+			echo "pg.sh: port $PORT is busy, retrying" >&2
+			sleep 1
+		done
 	fi
 	ensure_db
 	echo "PostgreSQL running: $DSN" >&2

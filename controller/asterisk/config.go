@@ -11,44 +11,44 @@ import (
 	"github.com/callgate/callgate/controller"
 )
 
-// Config configures one Asterisk switch driven over ARI. The environment
-// variable names are the ones cmd/callgate reads for a switch named NAME.
+// Config configures one Asterisk switch driven over ARI. cmd/callgate fills
+// it from a switches entry of kind asterisk, or from CALLGATE_ARI_URL,
+// CALLGATE_ARI_USER, CALLGATE_ARI_PASSWORD, CALLGATE_ARI_APP, CALLGATE_ARI_NAME
+// and CALLGATE_ARI_DIAL_TEMPLATE.
 type Config struct {
-	// Name identifies the switch in events and the API. CALLGATE_ARI_<NAME>_NAME
+	// Name identifies the switch in events and the API.
 	Name string
-	// URL is ARI's base URL, http(s)://host:port/ari. CALLGATE_ARI_<NAME>_URL
+	// URL is ARI's base URL, http(s)://host:port/ari.
 	URL string
 	// WebSocketURL is the events WebSocket without its query; empty derives
-	// ws(s)://host:port/ari/events from URL. CALLGATE_ARI_<NAME>_WS_URL
+	// ws(s)://host:port/ari/events from URL.
 	WebSocketURL string
 	// User and Password are the ARI user (ari.conf). The password is never
-	// logged. CALLGATE_ARI_<NAME>_USER, CALLGATE_ARI_<NAME>_PASSWORD
+	// logged.
 	User, Password string
 	// AllowInsecure permits plain http/ws to a host that is not loopback
 	// (credentials and call audio then cross the network in clear).
-	// CALLGATE_ARI_<NAME>_ALLOW_INSECURE
 	AllowInsecure bool
 	// App is the Stasis application callgate registers and originates into.
-	// CALLGATE_ARI_<NAME>_APP
 	App string
 	// DialTemplate builds the endpoint from the number, e.g.
 	// "PJSIP/{number}@trunk" or "Local/{number}@cgtest". {number} is
-	// required. CALLGATE_ARI_<NAME>_DIAL_TEMPLATE
+	// required.
 	DialTemplate string
 	// MaxSessions caps callgate's concurrent calls on the switch; 0 means no
-	// cap. CALLGATE_ARI_<NAME>_MAX_SESSIONS
+	// cap.
 	MaxSessions int
 	// MaxCPS caps originates per second from this driver; 0 means no cap.
-	// CALLGATE_ARI_<NAME>_MAX_CPS
+	//
 	MaxCPS int
 	// RequestTimeout bounds every REST request and the WebSocket handshake;
-	// default 5s. CALLGATE_ARI_<NAME>_REQUEST_TIMEOUT
+	// default 5s.
 	RequestTimeout time.Duration
 	// HeartbeatInterval is how often GET /asterisk/ping checks the link;
-	// default 10s. CALLGATE_ARI_<NAME>_HEARTBEAT
+	// default 10s.
 	HeartbeatInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the reconnect backoff; defaults
-	// 200ms and 30s. CALLGATE_ARI_<NAME>_RECONNECT_MIN, _RECONNECT_MAX
+	// 200ms and 30s.
 	ReconnectMin, ReconnectMax time.Duration
 	// Logger receives the driver's logs; nil discards them.
 	Logger *slog.Logger

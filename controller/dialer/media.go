@@ -15,8 +15,10 @@ type MediaHandler interface {
 	// Answered is called once, when a call with a FlowID is answered on sw.
 	Answered(call controller.Call, sw controller.Switch)
 	// RecordingEvent is called with each EventRecordStart and
-	// EventRecordStop of a call callgate tracks.
-	RecordingEvent(call controller.Call, ev controller.ChannelEvent)
+	// EventRecordStop a switch reports, straight from the switch's event
+	// goroutine: a recording's end may be reported after its call has ended
+	// and is no longer tracked (Asterisk fetches the files then).
+	RecordingEvent(ev controller.ChannelEvent)
 }
 
 // checkFlow returns an EINVALID error naming flow_id unless the tenant has
@@ -36,21 +38,15 @@ func (s *Service) checkFlow(ctx context.Context, tenant, id string) error {
 	return nil
 }
 
-// media hands the events a MediaHandler wants to it: the answer of a call
-// with a flow (once: from is the call's state before ev), and recording
-// events.
+// media starts the flow of a call with one when it is answered (once:
+// from is the call's state before ev).
 func (t *tracker) media(call controller.Call, from controller.CallState, ev controller.ChannelEvent) {
 	h := t.o.svc.cfg.Media
-	if h == nil {
+	if h == nil || ev.Kind != controller.EventAnswer {
 		return
 	}
-	switch ev.Kind {
-	case controller.EventAnswer:
-		if call.FlowID != "" && from != controller.CallAnswered && call.State == controller.CallAnswered {
-			h.Answered(call, t.o.sw)
-		}
-	case controller.EventRecordStart, controller.EventRecordStop:
-		h.RecordingEvent(call, ev)
+	if call.FlowID != "" && from != controller.CallAnswered && call.State == controller.CallAnswered {
+		h.Answered(call, t.o.sw)
 	}
 }
 

@@ -454,6 +454,13 @@ func (s *Service) Ready(ctx context.Context) error {
 
 // HandleChannelEvent implements controller.EventSink.
 func (s *Service) HandleChannelEvent(ev controller.ChannelEvent) {
+	switch ev.Kind {
+	case controller.EventRecordStart, controller.EventRecordStop:
+		if h := s.cfg.Media; h != nil {
+			h.RecordingEvent(ev)
+		}
+		return
+	}
 	if o := s.owner(ev.Switch); o != nil {
 		o.tracker.push(ev)
 		return

@@ -243,10 +243,11 @@ func (s *Service) saveRun(log *slog.Logger, run controller.FlowRun) {
 // RecordingEvent seals a finished recording in the background
 // (dialer.MediaHandler). A seal that fails leaves the recording active; the
 // start-up sweep seals it then.
-func (s *Service) RecordingEvent(call controller.Call, ev controller.ChannelEvent) {
+func (s *Service) RecordingEvent(ev controller.ChannelEvent) {
 	if ev.Kind != controller.EventRecordStop || s.cfg.Recordings == nil {
 		return
 	}
+	call := controller.Call{ID: ev.CallID}
 	path, ok := s.fromSwitchSpool(ev.RecordPath)
 	if !ok {
 		s.log.Warn("recording outside the spool directory ignored", "call_id", call.ID)

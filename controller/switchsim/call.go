@@ -53,7 +53,7 @@ func (s *Sim) startCall(sp *originateSpec) {
 // admit checks the session limit and the UUID for a new call; a refusal is
 // counted. Caller holds s.mu.
 func (s *Sim) admit(sp *originateSpec) bool {
-	if s.channels[sp.uuid] != nil || len(s.channels)+sp.sessions() > s.maxSessions {
+	if s.channels[sp.uuid] != nil || len(s.channels)+s.ariSessions()+sp.sessions() > s.maxSessions {
 		s.refusals++
 		s.wake()
 		return false

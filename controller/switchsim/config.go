@@ -45,6 +45,19 @@ type Config struct {
 	// paths, and every path when empty, are not written. Missing
 	// directories under it are created. (callgate switchsim --record-dir)
 	RecordDir string
+
+	// ARIUser and ARIPassword are the ARI credentials (ari.conf user and
+	// password) clients must send as HTTP basic auth or api_key=user:pass.
+	// Empty means "callgate" (the captured setup).
+	ARIUser     string
+	ARIPassword string
+	// ARIApp is the Stasis application inbound ARI channels
+	// (StartARIInboundChannel) enter. Empty means "callgate".
+	ARIApp string
+	// ARIRecordingDir is where ARI stored recordings are written
+	// (<name>.wav) and served from. Empty means a temporary directory the
+	// Sim removes on Close.
+	ARIRecordingDir string
 }
 
 // Validate reports a configuration the simulator cannot run with.
@@ -86,6 +99,20 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Second
+	}
+	if c.ARIUser == "" {
+		c.ARIUser = "callgate"
+	}
+	if c.ARIPassword == "" {
+		c.ARIPassword = "callgate"
+	}
+	if c.ARIApp == "" {
+		c.ARIApp = "callgate"
+	}
+	if c.ARIRecordingDir != "" {
+		if abs, err := filepath.Abs(c.ARIRecordingDir); err == nil {
+			c.ARIRecordingDir = abs
+		}
 	}
 	if c.RecordDir != "" {
 		if abs, err := filepath.Abs(c.RecordDir); err == nil {

@@ -1,6 +1,9 @@
 // Package switchsim is a simulated FreeSWITCH 1.10 that speaks the Event
 // Socket (ESL) protocol byte for byte like the real one, for tests and demos
-// of callgate's FreeSWITCH driver, which connects to it over real TCP.
+// of callgate's FreeSWITCH driver, which connects to it over real TCP. On a
+// second listener (ListenARI) it is also a simulated Asterisk 22 speaking
+// ARI, REST and events WebSocket, for callgate's Asterisk driver (see
+// "Asterisk ARI" below).
 //
 //	s := switchsim.New(switchsim.Config{Password: "secret", TimeScale: 0.01})
 //	if err := s.Listen("127.0.0.1:8021"); err != nil { … }
@@ -47,6 +50,77 @@
 // Events have the header set and order of FreeSWITCH 1.10.12 as captured
 // in shared/fixtures/freeswitch; TestFixtureReplay replays those sessions
 // against the simulator and compares the bytes.
+//
+// # Asterisk ARI
+//
+// The same Sim also speaks Asterisk 22's REST Interface and its events
+// WebSocket, faithful to the captures in shared/fixtures/asterisk (copied
+// to testdata/ari; TestARIFixtures replays every file):
+//
+//	s := switchsim.New(switchsim.Config{ARIUser: "callgate", ARIPassword: "callgate", TimeScale: 0.01})
+//	if err := s.ListenARI("127.0.0.1:8088"); err != nil { … }
+//	// http://<s.ARIAddr()>/ari/…, ws://<s.ARIAddr()>/ari/events?app=callgate&api_key=callgate:callgate
+//
+// Auth is HTTP basic or api_key=user:pass (401 {"message":"Authentication
+// required"} with WWW-Authenticate, on the WebSocket handshake too; a
+// handshake without app gets Asterisk's HTML 400). Responses carry
+// Server: Asterisk, Cache-Control and Content-type: application/json as
+// captured; JSON members come in Asterisk's order. Endpoints: asterisk/info,
+// asterisk/ping; channels (GET list, POST originate, POST create, GET,
+// DELETE with reason_code or reason, answer, dial, play[/id], record,
+// dtmf, variable GET/POST, snoop[/id], and ring/hold/mute as no-ops);
+// playbacks (GET, DELETE, control); recordings/live (GET, DELETE cancel,
+// stop, mute, pause); recordings/stored (list, GET, DELETE, file as
+// audio/wav); bridges (list, POST create, GET, DELETE, addChannel,
+// removeChannel, record, play); applications (list, GET). Unknown paths
+// answer 404 "Resource not found", a known path with another method 405
+// "Invalid method" with Allow. Originate errors: no endpoint 400, no
+// app/extension 400, no "/" 400 "Invalid endpoint specified", a technology
+// other than Local, PJSIP or SIP 500 {"error":"Allocation failed"}, a
+// duplicate channelId 409.
+//
+// Endpoints: Local/<exten>@<context> makes the ;1 half (id = channelId,
+// in Stasis) and the ;2 half (id <channelId>;2, or otherChannelId) that
+// runs the callee; the last four digits of exten choose the callee from
+// cgtest-extensions.conf (ARIScenarios: 1001..1009 and 1011..1015, plus
+// 1010 from the ESL table; any other number, or a context whose name does
+// not start with "cg", is "no such extension"). PJSIP/<number>@<trunk> or
+// SIP/… is one channel whose far end follows the same table (an unknown
+// number answers 404: Dial NOANSWER, cause 1). POST /channels originates
+// (always 200 with state Down; the app is subscribed to both Local halves:
+// Dial "" / ChannelStateChange Up / Dial ANSWER / ChannelVarset
+// STASISSTATUS / StasisStart Up); channels/create + dial puts the ;1 half
+// in Stasis first (Down) and the app sees only it. Busy, congestion,
+// Hangup(n), no answer (dial timeout), no such extension and an
+// application nobody registered fail with the Dial statuses, hangup
+// requests and causes the captures show, for each form. App hangups are
+// ChannelHangupRequest soft 32, StasisEnd, STASISSTATUS=SUCCESS,
+// ChannelDestroyed (16, or the reason given); far-end hangups a
+// non-soft ChannelHangupRequest with the cause.
+//
+// Callee applications run on the Clock: Answer() waits 500 ms for the
+// first media frame (20 ms after a playback starts on the Stasis side,
+// 100 ms after it starts sending DTMF), SendDTMF waits 100 ms, then each
+// digit lasts its duration (ChannelDtmfReceived at its end) and is
+// followed by the gap (250 ms default); MusicOnHold sends audio; Echo
+// sends back what the app plays and the DTMF it sends (events on both
+// halves). Playbacks: tone: until stopped, sound:hello-world 1.4 s, other
+// sound: 1 s, an absolute sound: path with a WAV file its real length,
+// recording:<name> the stored file's length (missing: "failed");
+// playbacks on a channel queue. Channel recordings write an 8 kHz mono
+// 16-bit WAV (a 440 Hz tone for the time the channel heard audio) to
+// Config.ARIRecordingDir when they stop; terminateOn stops on the digit;
+// a channel in a bridge cannot be recorded (RecordingFailed); snoop
+// channels (spy) get their own StasisStart and always hear frames; a
+// bridge recording adds a Recorder channel (BRIDGEPEER). Bridges report
+// simple_bridge up to two channels.
+//
+// The Sim-wide API covers ARI channels too: Channel, Channels,
+// ChannelCount, Originated, WaitChannelGone and HangupChannel (the far end
+// hangs up with the cause); DropConnections cuts the events WebSockets
+// without a close frame, SetRefuseConnections answers new handshakes 503,
+// Faults.ReplyDelay delays REST replies. StartARIInboundChannel puts an
+// inbound PJSIP channel into Stasis(Config.ARIApp).
 //
 // # Time
 //
@@ -114,4 +188,45 @@
 //   - Times are UTC (Event-Date-Local equals GMT); status reports fixed CPU
 //     and stack figures; userauth, myevents, linger and log are not
 //     implemented.
+//
+// # Where the ARI side differs from Asterisk 22.10.1
+//
+//   - Timing is modelled, not measured: a channel recording that hears
+//     no audio stops maxDurationSeconds+1.1 s after it began with duration
+//     0 and a 44-byte file (as captured); once audio flows it stops
+//     maxDurationSeconds+0.25 s after the first frame, duration = whole
+//     seconds heard (capped). A bridge recording stops
+//     maxDurationSeconds+0.13 s after it began, duration = seconds of
+//     audio heard, rounded. Captured files hold a little more audio than
+//     the duration says; the simulator's hold exactly the time heard.
+//   - Recording files are a tone, not call audio; paused and muted time
+//     are both left out of the file (Asterisk writes silence while muted);
+//     paused time does not count in duration, muted time does. Only
+//     format=wav (422 otherwise); ifExists=append overwrites; beep and
+//     maxSilenceSeconds are ignored.
+//   - The play reply always says "queued" (Asterisk races: queued or
+//     playing). Several media in one play use only the first. Playback
+//     control operations are accepted and do nothing. A playback stopped
+//     while queued, or cut by a hangup, finishes "done".
+//   - No BridgeCreated (none was captured after POST /bridges); bridge
+//     events go to the applications of channels that were in the bridge.
+//     Bridged channels do not exchange media.
+//   - Not captured, invented: a DELETE while the callee still rings sends
+//     Dial CANCEL; create+dial to a missing extension hangs up the Stasis
+//     channel with cause 0; Congestion()/Hangup(17) in the create form
+//     behave like Busy()/Hangup(21) there; a snoop whose target goes away
+//     only gets StasisEnd; SIP far-end failures end with ChannelDestroyed
+//     carrying the callee's cause (17 for Busy, 34 for Congestion);
+//     refused handshakes get 503.
+//   - 204 replies carry no "Content-Length: 0" (Go's HTTP server drops
+//     it, as RFC 9110 asks; Asterisk sends it); headers are not in
+//     Asterisk's order.
+//   - An application counts as registered only while an events WebSocket
+//     for it is connected (Stasis() fails otherwise, like the
+//     unregistered-app capture); every WebSocket of an app gets its
+//     events (Asterisk keeps only the newest); subscribeAll is ignored;
+//     there is no applications/{app}/subscription, endpoints, device
+//     states, mailboxes, sounds or channel variables beyond those set and
+//     CHANNEL(state|name|uniqueid), CALLERID(num|name), CONTEXT, EXTEN.
+//     Faults.DropAfterEvents does not apply to the WebSockets.
 package switchsim

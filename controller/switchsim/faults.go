@@ -26,7 +26,8 @@ func (s *Sim) SetFaults(f Faults) {
 
 // DropConnections cuts every client connection now, like a network failure:
 // no disconnect notice, TCP reset. Calls keep running and the listener keeps
-// accepting; events produced while nobody listens are lost.
+// accepting; events produced while nobody listens are lost. ARI events
+// WebSockets are cut the same way (no close frame); REST keeps working.
 func (s *Sim) DropConnections() {
 	s.mu.Lock()
 	conns := s.conns
@@ -35,6 +36,7 @@ func (s *Sim) DropConnections() {
 	for _, c := range conns {
 		c.abort()
 	}
+	s.dropARIConns()
 }
 
 // Burst sends n filler events to every subscribed client in a single

@@ -42,7 +42,9 @@ func (s *Sim) waitUntil(ctx context.Context, cond func() bool) error {
 // WaitChannelGone blocks until no channel has the UUID (destroyed or never
 // created). Returns ctx's error if it ends first.
 func (s *Sim) WaitChannelGone(ctx context.Context, uuid string) error {
-	return s.waitUntil(ctx, func() bool { return s.channels[uuid] == nil })
+	return s.waitUntil(ctx, func() bool {
+		return s.channels[uuid] == nil && (s.ari == nil || s.ari.channels[uuid] == nil)
+	})
 }
 
 // Refusals returns how many originates the switch refused before creating
@@ -68,7 +70,8 @@ func (s *Sim) HupallCount() int {
 
 // SetRefuseConnections makes the switch turn away new ESL connections, the
 // way FreeSWITCH answers a client its ACL rejects (text/rude-rejection,
-// then close), until called with false. Existing connections stay.
+// then close), and new ARI events WebSockets (HTTP 503 instead of the
+// upgrade), until called with false. Existing connections stay.
 func (s *Sim) SetRefuseConnections(refuse bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,7 +95,7 @@ func (s *Sim) HangupChannel(uuid, cause string) bool {
 	defer s.unlock()
 	ch := s.channels[uuid]
 	if ch == nil {
-		return false
+		return s.ariHangupFault(uuid, cause)
 	}
 	s.hangupChannel(ch, parseCause(cause), false)
 	return true

@@ -45,6 +45,7 @@ type Sim struct {
 	refusals      int
 	hupalls       int
 	refuseConns   bool
+	ari           *ariState // the ARI side (ari*.go); nil until used
 
 	ln net.Listener
 	wg sync.WaitGroup
@@ -143,6 +144,7 @@ func (s *Sim) Close() error {
 	s.conns = nil
 	ln := s.ln
 	s.mu.Unlock()
+	s.closeARI()
 	if ln != nil {
 		_ = ln.Close()
 	}
@@ -357,11 +359,16 @@ func (ch *channel) info() ChannelInfo {
 		Foreign: ch.kind == legInbound, Created: ch.created, Vars: vars, order: ch.order}
 }
 
-// ChannelCount returns the number of live channels (a loopback call has two).
+// ChannelCount returns the number of live channels (a loopback call has
+// two, so has an ARI Local call).
 func (s *Sim) ChannelCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.channels)
+	n := len(s.channels)
+	if s.ari != nil {
+		n += len(s.ari.channels)
+	}
+	return n
 }
 
 // Channels lists the live channels, oldest first.
@@ -371,6 +378,11 @@ func (s *Sim) Channels() []ChannelInfo {
 	out := make([]ChannelInfo, 0, len(s.channels))
 	for _, ch := range s.channels {
 		out = append(out, ch.info())
+	}
+	if s.ari != nil {
+		for _, ch := range s.ari.channels {
+			out = append(out, ch.info())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].order < out[j].order })
 	return out
@@ -382,13 +394,17 @@ func (s *Sim) Channel(uuid string) (ChannelInfo, bool) {
 	defer s.mu.Unlock()
 	ch := s.channels[uuid]
 	if ch == nil {
+		if s.ari != nil && s.ari.channels[uuid] != nil {
+			return s.ari.channels[uuid].info(), true
+		}
 		return ChannelInfo{}, false
 	}
 	return ch.info(), true
 }
 
 // Originated returns how many originate commands (api and bgapi) the
-// simulator has received, whatever their outcome.
+// simulator has received, whatever their outcome, ARI originates
+// (POST /channels and /channels/create) included.
 func (s *Sim) Originated() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -85,7 +85,7 @@ func (s *Switch) Gather(ctx context.Context, id controller.CallID, req controlle
 	if err != nil {
 		return controller.GatherResult{}, err
 	}
-	st, err := s.media.begin(id, true)
+	st, err := s.beginStep(id, true)
 	if err != nil {
 		return controller.GatherResult{}, fmt.Errorf("gathering digits on call %s: %w", id, err)
 	}

@@ -378,7 +378,7 @@ func (s *Switch) Play(ctx context.Context, id controller.CallID, prompt string) 
 	if err != nil {
 		return err
 	}
-	st, err := s.media.begin(id, false)
+	st, err := s.beginStep(id, false)
 	if err != nil {
 		return fmt.Errorf("playing on call %s: %w", id, err)
 	}
@@ -409,4 +409,14 @@ func (s *Switch) playOn(ctx context.Context, st *step, m media) error {
 		}
 	}
 	return nil
+}
+
+// beginStep starts an IVR step on a call the driver tracks. Returns
+// ENOTFOUND for a call it does not (never originated here, or ended and
+// forgotten) and ErrHungUp for one that is hanging up.
+func (s *Switch) beginStep(id controller.CallID, dtmf bool) (*step, error) {
+	if !s.calls.has(string(id)) {
+		return nil, controller.Errorf(controller.ENOTFOUND, "switch %s has no call %s", s.cfg.Name, id)
+	}
+	return s.media.begin(id, dtmf)
 }

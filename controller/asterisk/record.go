@@ -99,7 +99,7 @@ func (s *Switch) Record(ctx context.Context, id controller.CallID, action contro
 }
 
 func (s *Switch) recordStart(ctx context.Context, id controller.CallID, path string) error {
-	st, err := s.media.begin(id, false)
+	st, err := s.beginStep(id, false)
 	if err != nil {
 		return fmt.Errorf("recording call %s: %w", id, err)
 	}

@@ -25,7 +25,7 @@ func (s *Switch) Transfer(ctx context.Context, id controller.CallID, dest string
 	if !destRE.MatchString(dest) || strings.Contains(dest, "..") {
 		return controller.TransferResult{}, controller.FieldError("to", "must be a dial string Tech/resource of letters, digits and _.@:+=-")
 	}
-	st, err := s.media.begin(id, false)
+	st, err := s.beginStep(id, false)
 	if err != nil {
 		return controller.TransferResult{}, fmt.Errorf("transferring call %s: %w", id, err)
 	}

@@ -39,6 +39,9 @@ type simOptions struct {
 	timeScale   float64      // switchsim's; 0 means 0.05
 	media       *MediaConfig // prompts and recordings (switchsim records into its SpoolDir)
 	main        func(*Main)  // edits the Main before it runs
+	// ari adds an Asterisk switch "ast1": switchsim's ARI side, or the real
+	// Asterisk named by CALLGATE_TEST_ARI (with _USER, _PASSWORD, _APP).
+	ari bool
 }
 
 func setupE2E(t *testing.T, opts simOptions) *e2e {
@@ -51,7 +54,8 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 		if scale == 0 {
 			scale = 0.05
 		}
-		simCfg := switchsim.Config{Password: password, MaxSessions: opts.maxSessions, TimeScale: scale}
+		simCfg := switchsim.Config{Password: password, MaxSessions: opts.maxSessions, TimeScale: scale,
+			ARIUser: "callgate", ARIPassword: "e2e-ari-secret"}
 		if opts.media != nil {
 			simCfg.RecordDir = opts.media.SpoolDir
 		}
@@ -71,6 +75,9 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	if opts.media != nil {
 		cfg.Media = *opts.media
 	}
+	if opts.ari {
+		cfg.Switches = append(cfg.Switches, ariSwitch(t, sim))
+	}
 	w := calltest.New(30 * time.Second)
 	m := &Main{Config: cfg, Logger: testLogger(t), OnCallUpdate: w.Observe}
 	if opts.main != nil {
@@ -79,6 +86,29 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
 	return &e2e{m: m, sim: sim, base: "http://" + m.Addr(), w: w}
+}
+
+// ariSwitch configures the Asterisk switch ast1: the real one named by
+// CALLGATE_TEST_ARI, else sim's ARI side (sim may be nil when the
+// FreeSWITCH is real: a simulator for ARI alone is started).
+func ariSwitch(t *testing.T, sim *switchsim.Sim) SwitchConfig {
+	t.Helper()
+	sc := SwitchConfig{Name: "ast1", Kind: "asterisk", URL: os.Getenv("CALLGATE_TEST_ARI"),
+		User: os.Getenv("CALLGATE_TEST_ARI_USER"), Password: os.Getenv("CALLGATE_TEST_ARI_PASSWORD"),
+		App: os.Getenv("CALLGATE_TEST_ARI_APP"), DialTemplate: "Local/{number}@callgate-test"}
+	if sc.App == "" {
+		sc.App = "callgate"
+	}
+	if sc.URL != "" {
+		return sc
+	}
+	if sim == nil {
+		sim = switchsim.New(switchsim.Config{TimeScale: 1, ARIUser: "callgate", ARIPassword: "e2e-ari-secret"})
+		t.Cleanup(func() { sim.Close() })
+	}
+	require.NoError(t, sim.ListenARI("127.0.0.1:0"))
+	sc.URL, sc.User, sc.Password, sc.DialTemplate = "http://"+sim.ARIAddr()+"/ari", "callgate", "e2e-ari-secret", "Local/{number}@cgtest"
+	return sc
 }
 
 func (e *e2e) needSim(t *testing.T) {

@@ -42,6 +42,12 @@ type ivrE2E struct {
 
 func setupIVR(t *testing.T, edit ...func(*Main)) *ivrE2E {
 	t.Helper()
+	return setupIVRWith(t, simOptions{timeScale: 0.1}, edit...)
+}
+
+// setupIVRWith is setupIVR with other simulator options.
+func setupIVRWith(t *testing.T, opts simOptions, edit ...func(*Main)) *ivrE2E {
+	t.Helper()
 	if os.Getenv("CALLGATE_TEST_ESL") != "" && os.Getenv("CALLGATE_TEST_SPOOL_DIR") == "" {
 		t.Skip("against a real switch the IVR tests need the spool it writes recordings to: CALLGATE_TEST_SPOOL_DIR")
 	}
@@ -55,10 +61,10 @@ func setupIVR(t *testing.T, edit ...func(*Main)) *ivrE2E {
 	_, err := recording.GenerateKeyring(x.dirs.keys)
 	require.NoError(t, err)
 
+	opts.media = &MediaConfig{PromptDir: x.dirs.prompts, SpoolDir: x.dirs.spool, StoreDir: x.dirs.store,
+		KeysFile: x.dirs.keys, PurgeSchedule: "17 3 * * *"}
 	x.e2e = setupE2E(t, simOptions{
-		timeScale: 0.1,
-		media: &MediaConfig{PromptDir: x.dirs.prompts, SpoolDir: x.dirs.spool, StoreDir: x.dirs.store,
-			KeysFile: x.dirs.keys, PurgeSchedule: "17 3 * * *"},
+		timeScale: opts.timeScale, ari: opts.ari, media: opts.media,
 		main: func(m *Main) {
 			m.OnRunEnded = func(r controller.FlowRun) { x.runs <- r }
 			m.OnSealed = func(id controller.CallID, err error) { x.sealed(id) <- err }

@@ -48,6 +48,10 @@ lint:
 	  if [ -n "$$bad" ]; then echo "eslgo imported outside controller/freeswitch: $$bad"; exit 1; fi
 	@bad=$$(grep -rlE --include='*.go' '"github.com/jackc/pgx' . | grep -v '^./controller/postgres/' || true); \
 	  if [ -n "$$bad" ]; then echo "pgx (SQL) used outside controller/postgres: $$bad"; exit 1; fi
+	@bad=$$(grep -rl --include='*.go' '"github.com/CyCoreSystems/ari' . | grep -v '^./controller/asterisk/' || true); \
+	  if [ -n "$$bad" ]; then echo "the ARI library imported outside controller/asterisk: $$bad"; exit 1; fi
+	@bad=$$(grep -rlE --include='*.go' 'sendmsg|uuid_|Unique-ID' . | grep -Ev '^./controller/(freeswitch|switchsim)/' || true); \
+	  if [ -n "$$bad" ]; then echo "FreeSWITCH wire words (sendmsg, uuid_, Unique-ID) outside its driver and the simulator: $$bad"; exit 1; fi
 
 clean:
 	rm -rf bin

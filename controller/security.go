@@ -1,0 +1,127 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"time"
+)
+
+// Role is what an API token may do.
+type Role string
+
+const (
+	RoleAdmin   Role = "admin"   // configuration, exports; sees full numbers where the policy allows
+	RoleAgent   Role = "agent"   // places calls; sees only the calls and customers assigned to them
+	RoleQA      Role = "qa"      // lists and streams recordings, edits tags and dispositions
+	RoleAuditor Role = "auditor" // reads the audit log and decision logs, nothing else
+)
+
+// Roles lists every role.
+func Roles() []Role { return []Role{RoleAdmin, RoleAgent, RoleQA, RoleAuditor} }
+
+// Principal is who a request acts for: the token's role, tenant and (for
+// agents) agent.
+type Principal struct {
+	TokenID  string `json:"token_id"`
+	Role     Role   `json:"role"`
+	TenantID string `json:"tenant_id"`
+	AgentID  string `json:"agent_id,omitempty"`
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal ctx carries, if any.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Token is an API token as stored: never the secret itself, only its hash.
+type Token struct {
+	ID        string     `json:"id"`
+	TenantID  string     `json:"tenant_id"`
+	Role      Role       `json:"role"`
+	AgentID   string     `json:"agent_id,omitempty"`
+	Name      string     `json:"name,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	LastUsed  *time.Time `json:"last_used_at,omitempty"`
+}
+
+// TokenStore keeps API tokens by the hash of their secret.
+type TokenStore interface {
+	// CreateToken stores t with the SHA-256 of its secret and returns it
+	// with its ID. Returns EINVALID naming the field for a bad role,
+	// tenant or expiry.
+	CreateToken(ctx context.Context, t Token, secretHash []byte) (Token, error)
+	// TokenBySecretHash returns the token whose secret hashes to h.
+	// Returns ENOTFOUND for none (the caller treats revoked and expired
+	// tokens as unauthenticated too).
+	TokenBySecretHash(ctx context.Context, h []byte) (Token, error)
+	// RevokeToken revokes a token at once. Returns ENOTFOUND.
+	RevokeToken(ctx context.Context, id string, at time.Time) (Token, error)
+	// ListTokens returns the tokens of a tenant ("" for all), newest first.
+	ListTokens(ctx context.Context, tenant string) ([]Token, error)
+}
+
+// AuditEntry is one line of the append-only, hash-chained audit log. Hash is
+// SHA-256 over PrevHash and the entry's canonical encoding; the first
+// entry's PrevHash is all zeros. Entries never hold a full phone number.
+type AuditEntry struct {
+	Seq       int64     `json:"seq"`
+	At        time.Time `json:"at"`
+	TenantID  string    `json:"tenant_id"`
+	TokenID   string    `json:"token_id,omitempty"`
+	Role      Role      `json:"role,omitempty"`
+	Action    string    `json:"action"`           // e.g. "POST /v1/calls", "recording.stream", "auth.denied"
+	Target    string    `json:"target,omitempty"` // the resource, e.g. a call or recording ID
+	Outcome   string    `json:"outcome"`          // "ok", "denied", "error"
+	Status    int       `json:"status,omitempty"` // the HTTP status, for requests
+	RequestID string    `json:"request_id,omitempty"`
+	Detail    string    `json:"detail,omitempty"` // masked
+	PrevHash  []byte    `json:"prev_hash"`
+	Hash      []byte    `json:"hash"`
+}
+
+// AuditLog appends to and reads the audit log.
+type AuditLog interface {
+	// AppendAudit adds e at the end of the log (Seq, PrevHash and Hash are
+	// set by the log) and returns it. Appends are serialised: the chain
+	// never forks.
+	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	// ListAudit returns up to limit entries after seq afterSeq, oldest
+	// first, of a tenant ("" for every tenant).
+	ListAudit(ctx context.Context, tenant string, afterSeq int64, limit int) ([]AuditEntry, error)
+}
+
+// AuditHash is the hash an entry must carry: SHA-256 over its PrevHash and
+// the canonical encoding of its other fields (Hash excluded; At in UTC with
+// nanoseconds). Appending and verifying use this one function.
+func AuditHash(e AuditEntry) []byte {
+	canon := struct {
+		Seq       int64  `json:"seq"`
+		At        string `json:"at"`
+		TenantID  string `json:"tenant_id"`
+		TokenID   string `json:"token_id"`
+		Role      Role   `json:"role"`
+		Action    string `json:"action"`
+		Target    string `json:"target"`
+		Outcome   string `json:"outcome"`
+		Status    int    `json:"status"`
+		RequestID string `json:"request_id"`
+		Detail    string `json:"detail"`
+	}{e.Seq, e.At.UTC().Format(time.RFC3339Nano), e.TenantID, e.TokenID, e.Role, e.Action, e.Target,
+		e.Outcome, e.Status, e.RequestID, e.Detail}
+	b, _ := json.Marshal(canon) // cannot fail: strings and numbers only
+	h := sha256.New()
+	h.Write(e.PrevHash)
+	h.Write(b)
+	return h.Sum(nil)
+}

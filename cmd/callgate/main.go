@@ -41,6 +41,10 @@ commands:
   bench      measure whole-stack originations against an in-process switchsim
   bench compliance
              gate decision latency with 10M DNC entries and 1M consents, DNC import speed
+  token create|revoke|list
+             API tokens (shown once, stored hashed) for a role and a tenant
+  audit verify
+             check the audit log's hash chain: any edited, removed or reordered entry
   keys init  create the recording master keyring (--file or CALLGATE_RECORDING_KEYS)
   keys rotate
              new master key, re-wrap every recording's data key, retire the old keys
@@ -77,6 +81,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], getenv, stdout)
+	case "token":
+		return runTokens(ctx, args[1:], getenv, stdout)
+	case "audit":
+		return runAudit(ctx, args[1:], getenv, stdout)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "callgate", version)
 		return nil

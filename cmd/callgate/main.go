@@ -9,6 +9,8 @@
 package main
 
 import (
+	"github.com/callgate/callgate/controller/redact"
+
 	"context"
 	"errors"
 	"fmt"
@@ -101,8 +103,10 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	// Every record goes through the number-masking handler: a number that
+	// slips into an error or a library's message is still written masked.
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(redact.New(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(redact.New(slog.NewTextHandler(w, opts)))
 }

@@ -29,6 +29,14 @@ import (
 type Config struct {
 	// Listen is the HTTP API address. Env CALLGATE_LISTEN, flag --listen.
 	Listen string `yaml:"listen"`
+	// TLSCertFile and TLSKeyFile (PEM) make the API serve TLS 1.2+. Env
+	// CALLGATE_TLS_CERT, CALLGATE_TLS_KEY.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// AllowPlaintext permits serving the API without TLS on an address that
+	// is not loopback (behind a TLS-terminating proxy on the same host or
+	// private network). Env CALLGATE_ALLOW_PLAINTEXT.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 	// DatabaseURL is the PostgreSQL connection string. Env
 	// CALLGATE_DATABASE_URL, flag --database-url.
 	DatabaseURL string `yaml:"database_url"`
@@ -217,6 +225,15 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		}
 	}
 	str(&cfg.Listen, "CALLGATE_LISTEN", *listen)
+	str(&cfg.TLSCertFile, "CALLGATE_TLS_CERT", "")
+	str(&cfg.TLSKeyFile, "CALLGATE_TLS_KEY", "")
+	if v := getenv("CALLGATE_ALLOW_PLAINTEXT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: allow_plaintext (CALLGATE_ALLOW_PLAINTEXT): %q is not a boolean", v)
+		}
+		cfg.AllowPlaintext = b
+	}
 	str(&cfg.DatabaseURL, "CALLGATE_DATABASE_URL", *dsn)
 	str(&cfg.InstanceID, "CALLGATE_INSTANCE_ID", "")
 	str(&cfg.LogLevel, "CALLGATE_LOG_LEVEL", *logLevel)
@@ -324,6 +341,13 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("config: listen: %q is not host:port", c.Listen)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("config: tls_cert_file and tls_key_file: set both or neither (CALLGATE_TLS_CERT, CALLGATE_TLS_KEY)")
+	}
+	if c.TLSCertFile == "" && !c.AllowPlaintext && !loopback(c.Listen) {
+		return fmt.Errorf("config: listen: %q is not a loopback address and no TLS certificate is set: "+
+			"set CALLGATE_TLS_CERT and CALLGATE_TLS_KEY, or CALLGATE_ALLOW_PLAINTEXT=true behind a TLS proxy", c.Listen)
 	}
 	if c.DatabaseURL == "" {
 		return errors.New("config: database_url: required (CALLGATE_DATABASE_URL)")

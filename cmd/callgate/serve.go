@@ -130,10 +130,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	srv := api.New(api.Config{}, m.service, reg, m.Logger)
 	srv.SetMedia(m.media, m.media)
-	if m.ln, err = net.Listen("tcp", m.Config.Listen); err != nil {
+	if m.ln, err = m.listen(); err != nil {
 		return fmt.Errorf("listening on %s: %w", m.Config.Listen, err)
 	}
-	m.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.http = &http.Server{Handler: securityHeaders(srv.Handler(), m.Config.TLSCertFile != ""), ReadHeaderTimeout: 10 * time.Second}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.ln) }()
 	return nil

@@ -74,6 +74,12 @@ type Config struct {
 	AllowedVariables []string `yaml:"allowed_variables"`
 	// Media configures IVR prompts and call recordings.
 	Media MediaConfig `yaml:"media"`
+	// CallRetentionDays is how long call data (the call, its events,
+	// attempt and decisions, flow run) is kept after the call ended; the
+	// purge runs on media.purge_schedule. Consent evidence is kept at least
+	// two years after it stopped being in force, longer if the policy's
+	// evidence_retention_days says so. Env CALLGATE_CALL_RETENTION_DAYS.
+	CallRetentionDays int `yaml:"call_retention_days"`
 }
 
 // MediaConfig says where prompts and recordings live. The switch reads
@@ -187,7 +193,8 @@ func DefaultConfig() Config {
 			LeaseTTL:          15 * time.Second,
 			HeartbeatInterval: 5 * time.Second,
 		},
-		Media: MediaConfig{PurgeSchedule: "17 3 * * *"},
+		Media:             MediaConfig{PurgeSchedule: "17 3 * * *"},
+		CallRetentionDays: 365,
 	}
 }
 
@@ -266,6 +273,13 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("config: migrate (CALLGATE_MIGRATE): %q is not a boolean", v)
 		}
 		cfg.Migrate = b
+	}
+	if v := getenv("CALLGATE_CALL_RETENTION_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("config: call_retention_days (CALLGATE_CALL_RETENTION_DAYS): %q is not a number", v)
+		}
+		cfg.CallRetentionDays = n
 	}
 	if v := getenv("CALLGATE_CLAIM_BATCH"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -426,6 +440,9 @@ func (c Config) Validate() error {
 	}
 	if c.Dialer.HeartbeatInterval < 100*time.Millisecond {
 		return fmt.Errorf("config: dialer.heartbeat_interval: %s is shorter than 100ms", c.Dialer.HeartbeatInterval)
+	}
+	if c.CallRetentionDays < 1 {
+		return fmt.Errorf("config: call_retention_days: %d is less than 1", c.CallRetentionDays)
 	}
 	return c.Media.validate()
 }

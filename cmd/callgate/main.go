@@ -47,6 +47,8 @@ commands:
              API tokens (shown once, stored hashed) for a role and a tenant
   audit verify
              check the audit log's hash chain: any edited, removed or reordered entry
+  purge [--dry-run]
+             delete call data and evidence past retention (or report what would go)
   keys init  create the recording master keyring (--file or CALLGATE_RECORDING_KEYS)
   keys rotate
              new master key, re-wrap every recording's data key, retire the old keys
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], getenv, stdout)
+	case "purge":
+		return runPurge(ctx, args[1:], getenv, stdout)
 	case "token":
 		return runTokens(ctx, args[1:], getenv, stdout)
 	case "audit":

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -59,19 +61,31 @@ func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy com
 		}
 		cfg.Recordings, cfg.RecordingStore = rec, store
 		m.purgeRecordings = rec.Purge
-		m.purge = cron.New()
-		if _, err := m.purge.AddFunc(mc.PurgeSchedule, func() {
-			n, err := rec.Purge(context.Background())
+	}
+	// One scheduled job: recordings past retention are shredded first, then
+	// the call data and evidence past theirs are deleted. (Several
+	// controllers may run it: each step is idempotent.)
+	m.purge = cron.New()
+	if _, err := m.purge.AddFunc(mc.PurgeSchedule, func() {
+		ctx := context.Background()
+		if m.purgeRecordings != nil {
+			n, err := m.purgeRecordings(ctx)
 			if err != nil {
 				m.Logger.Error("recording retention purge failed", "err", err)
-				return
+			} else {
+				m.Logger.Info("recording retention purge", "shredded", n)
 			}
-			m.Logger.Info("recording retention purge", "shredded", n)
-		}); err != nil {
-			return fmt.Errorf("config: media.purge_schedule: %w", err)
 		}
-		m.purge.Start()
+		rep, err := purgeData(ctx, store, m.Config, policy, time.Now(), false)
+		if err != nil {
+			m.Logger.Error("retention purge failed", "err", err)
+			return
+		}
+		m.Logger.Info("retention purge", "calls", rep.Calls, "consents", rep.Consents, "refusals", rep.Refusals)
+	}); err != nil {
+		return fmt.Errorf("config: media.purge_schedule: %w", err)
 	}
+	m.purge.Start()
 	if mc.PromptDir != "" {
 		if err := os.MkdirAll(mc.PromptDir, 0o750); err != nil {
 			return fmt.Errorf("creating the prompt directory: %w", err)
@@ -172,4 +186,47 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		return nil
 	}
 	return fmt.Errorf("keys: unknown command %q (init or rotate)", args[0])
+}
+
+// minEvidenceDays is the least time consent evidence is kept after it stops
+// being in force, whatever a policy says.
+const minEvidenceDays = 730
+
+// purgeData runs (or, dry, reports) the retention purge of call data older
+// than the configured call retention and of evidence that stopped being in
+// force more than max(policy, two years) ago.
+func purgeData(ctx context.Context, store *postgres.Store, cfg Config, policy compliance.Policy, now time.Time, dry bool) (postgres.PurgeReport, error) {
+	days := max(policy.EvidenceRetentionDays, minEvidenceDays)
+	callsBefore := now.Add(-time.Duration(cfg.CallRetentionDays) * 24 * time.Hour)
+	evidenceBefore := now.Add(-time.Duration(days) * 24 * time.Hour)
+	return store.PurgeExpired(ctx, callsBefore, evidenceBefore, dry)
+}
+
+// runPurge is `callgate purge [--dry-run]`: the retention purge now, or a
+// report of what the next one will remove.
+func runPurge(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	dry := len(args) > 0 && args[0] == "--dry-run"
+	if dry {
+		args = args[1:]
+	}
+	cfg, err := LoadConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	policy, err := loadPolicy(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("purge: opening database: %w", err)
+	}
+	defer db.Close()
+	rep, err := purgeData(ctx, postgres.NewStore(db), cfg, policy, time.Now(), dry)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
 }

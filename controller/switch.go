@@ -54,7 +54,47 @@ type OriginateRequest struct {
 	CallerIDName   string            // presented name
 	Timeout        time.Duration     // ring timeout; zero means the driver's default
 	Variables      map[string]string // extra channel variables
+	// Media is what the policy in force for the call's tenant demands of its
+	// signalling and media. A driver that cannot guarantee it must not send
+	// the originate (see MediaRequirement).
+	Media MediaRequirement
 }
+
+// MediaRequirement is the transport security one call must have (DESIGN
+// 1.2). The zero value requires nothing.
+type MediaRequirement struct {
+	// SRTP: the call's media must be SRTP (SDES keys), never RTP in clear;
+	// a far end that refuses SRTP fails the call.
+	SRTP bool
+	// Suites are the SRTP crypto suites offered, in order of preference
+	// (e.g. AES_CM_128_HMAC_SHA1_80); empty leaves the choice to the switch.
+	Suites []string
+	// TLS: the call's SIP signalling must leave the switch over TLS (which
+	// also keeps the SDES keys out of clear text).
+	TLS bool
+}
+
+// Required reports whether the call needs secure signalling or media.
+func (m MediaRequirement) Required() bool { return m.SRTP || m.TLS }
+
+// Secure-media states of a switch (SwitchStatus.SecureMedia).
+const (
+	// SecureMediaConfirmed: the switch is configured for TLS signalling and
+	// SRTP and its driver verified it (how, per driver, in
+	// SwitchStatus.SecureMediaDetail); it may carry calls that require them.
+	SecureMediaConfirmed = "confirmed"
+	// SecureMediaUnconfirmed: the switch is configured for secure media but
+	// the driver cannot verify it now (not connected, the TLS profile is
+	// down); calls that require secure media are not originated on it.
+	SecureMediaUnconfirmed = "unconfirmed"
+	// SecureMediaNotConfigured: the switch is not set up for secure media
+	// (e.g. a loopback test switch); calls that require it never go there.
+	SecureMediaNotConfigured = "not_configured"
+)
+
+// ReasonMediaInsecure is why a call that requires TLS or SRTP was not
+// originated on a switch that cannot confirm them.
+const ReasonMediaInsecure = "media_insecure"
 
 // SwitchStatus is a switch's health as its driver sees it.
 type SwitchStatus struct {
@@ -69,6 +109,13 @@ type SwitchStatus struct {
 	SwitchMax   int       `json:"switch_max_sessions,omitempty"`
 	ConnectedAt time.Time `json:"connected_at,omitzero"`
 	Reconnects  int       `json:"reconnects"`
+	// SecureMedia is one of SecureMediaConfirmed, SecureMediaUnconfirmed or
+	// SecureMediaNotConfigured; only a confirmed switch is sent calls that
+	// require TLS or SRTP.
+	SecureMedia string `json:"secure_media"`
+	// SecureMediaDetail says how the state was established or why it is
+	// not confirmed.
+	SecureMediaDetail string `json:"secure_media_detail,omitempty"`
 }
 
 // Channel is one live channel as a switch lists it.

@@ -165,6 +165,11 @@ func (s *Switch) endpoint(number string) (string, error) {
 	return strings.Replace(s.cfg.DialTemplate, "{number}", number, 1), nil
 }
 
+// ErrMediaInsecure is wrapped (with controller.ErrNotSent) when a call that
+// requires TLS or SRTP reaches a switch without a declared secure trunk
+// (DeclareSecureTrunk), or one not connected.
+var ErrMediaInsecure = controller.Errorf(controller.EREFUSED, "%s: no secure (TLS, SDES SRTP) trunk confirmed on this switch", controller.ReasonMediaInsecure)
+
 // originateQuery builds POST /channels' parameters. url.Values escapes
 // them; every part is checked first anyway.
 func (s *Switch) originateQuery(req controller.OriginateRequest) (url.Values, error) {
@@ -219,7 +224,10 @@ func (s *Switch) originateQuery(req controller.OriginateRequest) (url.Values, er
 // ctx ended while pacing), which may be retried; ECONFLICT if the call is
 // already in flight or Asterisk has a channel with that id; EREFUSED when
 // Asterisk rejected the request; any other error (a timeout after sending)
-// is ambiguous: the call may exist and must never be originated again.
+// is ambiguous: the call may exist and must never be originated again. A
+// request whose Media requires TLS or SRTP is sent only while SecureMedia
+// is confirmed (DeclareSecureTrunk), else it returns an error wrapping
+// controller.ErrNotSent and ErrMediaInsecure.
 func (s *Switch) Originate(ctx context.Context, req controller.OriginateRequest) error {
 	q, err := s.originateQuery(req)
 	if err != nil {
@@ -229,6 +237,12 @@ func (s *Switch) Originate(ctx context.Context, req controller.OriginateRequest)
 	log := s.log.With("call_id", id)
 	notSent := func(cause error) error {
 		return fmt.Errorf("originating call %s on %s: %w: %w", id, s.cfg.Name, controller.ErrNotSent, cause)
+	}
+	if req.Media.Required() {
+		if st := s.Status(); st.SecureMedia != controller.SecureMediaConfirmed {
+			log.Warn("originate not sent: secure media not confirmed", "to", controller.MaskNumber(req.To), "secure_media", st.SecureMedia)
+			return notSent(fmt.Errorf("%w (%s: %s)", ErrMediaInsecure, st.SecureMedia, st.SecureMediaDetail))
+		}
 	}
 	if !s.connected() {
 		return notSent(ErrNotConnected)

@@ -50,8 +50,9 @@ type Switch struct {
 	stopped bool
 	wg      sync.WaitGroup // supervisor and background recording work
 
-	statusMu sync.Mutex
-	status   controller.SwitchStatus
+	statusMu    sync.Mutex
+	status      controller.SwitchStatus
+	secureTrunk string // DeclareSecureTrunk's trunk; guarded by statusMu
 
 	// watchDelay is how long after an originate a call with no event at all
 	// is looked up (see watch); a test hook.
@@ -139,12 +140,47 @@ func (s *Switch) Stop() {
 
 // Status reports the switch's health from cached state; it never blocks on
 // the network.
+//
+// SecureMedia is confirmed by configuration only (see DeclareSecureTrunk):
+// confirmed while connected with a declared secure trunk, unconfirmed while
+// not connected, not_configured without a declaration.
 func (s *Switch) Status() controller.SwitchStatus {
 	s.statusMu.Lock()
 	defer s.statusMu.Unlock()
 	st := s.status
 	st.Sessions = s.calls.len()
+	switch {
+	case s.secureTrunk == "":
+		st.SecureMedia, st.SecureMediaDetail = controller.SecureMediaNotConfigured, "no secure trunk declared"
+	case !st.Connected:
+		st.SecureMedia, st.SecureMediaDetail = controller.SecureMediaUnconfirmed, "not connected"
+	default:
+		st.SecureMedia = controller.SecureMediaConfirmed
+		st.SecureMediaDetail = "by configuration only: the operator declared PJSIP endpoint " + s.secureTrunk +
+			" with media_encryption=sdes over a TLS transport; ARI does not show it"
+	}
 	return st
+}
+
+// DeclareSecureTrunk records the operator's declaration that the PJSIP
+// endpoint DialTemplate dials through, trunk (PJSIP/{number}@<trunk>), has
+// media_encryption = sdes, media_encryption_optimistic = no and a TLS
+// transport, as asterisk-conf/pjsip.conf ships it. Without it, calls that
+// require TLS or SRTP are never sent to this switch. Call it before Start.
+//
+// callgate cannot verify the declaration over ARI (an endpoint's state
+// does not include its media encryption), so the switch's SecureMedia
+// status is confirmed by configuration only, and Asterisk chooses the SRTP
+// suites it offers: MediaRequirement.Suites is not enforced per call here.
+// Returns EINVALID if DialTemplate is not PJSIP/{number}@<trunk>.
+func (s *Switch) DeclareSecureTrunk(trunk string) error {
+	if !nameRE.MatchString(trunk) || s.cfg.DialTemplate != "PJSIP/{number}@"+trunk {
+		return controller.FieldError("DialTemplate", "a secure trunk needs DialTemplate PJSIP/{number}@<trunk> with that trunk (got %q)", s.cfg.DialTemplate)
+	}
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	s.secureTrunk = trunk
+	return nil
 }
 
 // Stats are the driver's event counters since New.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,6 +86,67 @@ type Policy struct {
 	// dialer's pacing will read them.
 	MaxAbandonPercent float64  `json:"max_abandon_percent,omitempty"`
 	AbandonWindow     Duration `json:"abandon_window,omitzero"`
+
+	// MediaSecurity is the transport security every call under the policy
+	// must have (DESIGN 1.2). The dialer puts it on each originate; a
+	// switch that cannot confirm it is not sent the call (media_insecure).
+	MediaSecurity MediaSecurity `json:"media_security,omitzero"`
+}
+
+// MediaSecurity is what a policy demands of a call's signalling and media.
+type MediaSecurity struct {
+	// RequireSRTP: media only as SRTP (SDES keys); a far end that refuses
+	// SRTP fails the call instead of hearing it in clear. Needs RequireTLS:
+	// SDES keys travel in the SDP, so over plain SIP they are public
+	// (RFC 4568 section 8.3).
+	RequireSRTP bool `json:"require_srtp"`
+	// SRTPSuites are the crypto suites offered, most preferred first, from
+	// SRTPSuiteNames; required with RequireSRTP, not allowed without it.
+	SRTPSuites []string `json:"srtp_suites,omitempty"`
+	// RequireTLS: SIP signalling only over TLS.
+	RequireTLS bool `json:"require_tls"`
+}
+
+// Requirement returns m as the requirement put on an originate.
+func (m MediaSecurity) Requirement() controller.MediaRequirement {
+	return controller.MediaRequirement{SRTP: m.RequireSRTP, Suites: append([]string(nil), m.SRTPSuites...), TLS: m.RequireTLS}
+}
+
+// srtpSuites are the SDES crypto suites a policy may name: those
+// FreeSWITCH 1.10 offers (switch_core_media.c), minus AES_CM_128_NULL_AUTH,
+// which does not authenticate the media.
+var srtpSuites = []string{
+	"AEAD_AES_256_GCM_8", "AEAD_AES_256_GCM", "AEAD_AES_128_GCM_8", "AEAD_AES_128_GCM",
+	"AES_CM_256_HMAC_SHA1_80", "AES_CM_192_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_80",
+	"AES_CM_256_HMAC_SHA1_32", "AES_CM_192_HMAC_SHA1_32", "AES_CM_128_HMAC_SHA1_32",
+}
+
+// SRTPSuiteNames returns the SRTP crypto suites a policy may name.
+func SRTPSuiteNames() []string { return append([]string(nil), srtpSuites...) }
+
+// validate returns an EINVALID error naming the media_security field at fault.
+func (m MediaSecurity) validate() error {
+	if m.RequireSRTP && !m.RequireTLS {
+		return controller.FieldError("media_security.require_tls", "must be true when require_srtp is: SDES keys over plain SIP are readable by anyone on the path")
+	}
+	if m.RequireSRTP && len(m.SRTPSuites) == 0 {
+		return controller.FieldError("media_security.srtp_suites", "at least one suite is required with require_srtp (one of %s)", strings.Join(srtpSuites, ", "))
+	}
+	if !m.RequireSRTP && len(m.SRTPSuites) > 0 {
+		return controller.FieldError("media_security.srtp_suites", "only allowed with require_srtp: true")
+	}
+	seen := map[string]bool{}
+	for i, suite := range m.SRTPSuites {
+		field := fmt.Sprintf("media_security.srtp_suites[%d]", i)
+		if !slices.Contains(srtpSuites, suite) {
+			return controller.FieldError(field, "unknown SRTP suite %q (use one of %s)", suite, strings.Join(srtpSuites, ", "))
+		}
+		if seen[suite] {
+			return controller.FieldError(field, "%s is listed twice", suite)
+		}
+		seen[suite] = true
+	}
+	return nil
 }
 
 // RecordingRetention is how long the policy keeps recordings.
@@ -315,6 +377,9 @@ func (p Policy) Validate() error {
 	}
 	if p.AbandonWindow < 0 {
 		return controller.FieldError("abandon_window", "must be ≥ 0")
+	}
+	if err := p.MediaSecurity.validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -185,6 +185,23 @@ func TestPolicyValidate(t *testing.T) {
 		{"zone_overrides.+1689", func(p *compliance.Policy) { p.ZoneOverrides = map[string][]string{"+1689": nil} }},
 		{"zone_overrides.1689", func(p *compliance.Policy) { p.ZoneOverrides = map[string][]string{"1689": {"America/New_York"}} }},
 		{"max_abandon_percent", func(p *compliance.Policy) { p.MaxAbandonPercent = 101 }},
+		{"media_security.require_tls", func(p *compliance.Policy) {
+			p.MediaSecurity = compliance.MediaSecurity{RequireSRTP: true, SRTPSuites: []string{"AES_CM_128_HMAC_SHA1_80"}}
+		}},
+		{"media_security.srtp_suites", func(p *compliance.Policy) {
+			p.MediaSecurity = compliance.MediaSecurity{RequireSRTP: true, RequireTLS: true}
+		}},
+		{"media_security.srtp_suites", func(p *compliance.Policy) {
+			p.MediaSecurity = compliance.MediaSecurity{RequireTLS: true, SRTPSuites: []string{"AES_CM_128_HMAC_SHA1_80"}}
+		}},
+		{"media_security.srtp_suites[1]", func(p *compliance.Policy) {
+			p.MediaSecurity = compliance.MediaSecurity{RequireSRTP: true, RequireTLS: true,
+				SRTPSuites: []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_NULL_AUTH"}}
+		}},
+		{"media_security.srtp_suites[1]", func(p *compliance.Policy) {
+			p.MediaSecurity = compliance.MediaSecurity{RequireSRTP: true, RequireTLS: true,
+				SRTPSuites: []string{"AEAD_AES_256_GCM_8", "AEAD_AES_256_GCM_8"}}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -201,6 +218,42 @@ func TestPolicyValidate(t *testing.T) {
 	ok.RefusalLockDays = compliance.RefusalForever
 	ok.ZoneOverrides = map[string][]string{"+1689": {"America/New_York"}}
 	require.NoError(t, ok.Validate())
+	ok.MediaSecurity = compliance.MediaSecurity{RequireTLS: true} // TLS without SRTP is allowed
+	require.NoError(t, ok.Validate())
+}
+
+// TestPresetMediaSecurity: the regulated presets demand TLS and SRTP with
+// the two suites; lab (loopback demos) demands neither.
+func TestPresetMediaSecurity(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"us", "uk", "cn"} {
+		p, _ := compliance.Preset(name)
+		require.Equal(t, compliance.MediaSecurity{RequireSRTP: true, RequireTLS: true,
+			SRTPSuites: []string{"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM_8"}}, p.MediaSecurity, name)
+		require.Equal(t, controller.MediaRequirement{SRTP: true, TLS: true,
+			Suites: []string{"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM_8"}}, p.MediaSecurity.Requirement(), name)
+	}
+	lab, _ := compliance.Preset("lab")
+	require.Equal(t, compliance.MediaSecurity{}, lab.MediaSecurity)
+	require.False(t, lab.MediaSecurity.Requirement().Required())
+	b, err := json.Marshal(lab)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "media_security", "an empty requirement is left out")
+
+	// Decoded from JSON as an API user writes it.
+	us, _ := compliance.Preset("us")
+	b, err = json.Marshal(us)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"media_security":{"require_srtp":true,"srtp_suites":["AES_CM_128_HMAC_SHA1_80","AEAD_AES_256_GCM_8"],"require_tls":true}`)
+	back, err := compliance.DecodePolicy(b)
+	require.NoError(t, err)
+	require.NoError(t, back.Validate())
+	require.Equal(t, us.MediaSecurity, back.MediaSecurity)
+
+	_, err = compliance.DecodePolicy([]byte(`{"media_security":{"require_srtp":true,"srtp":"yes"}}`))
+	require.Equal(t, "srtp", controller.ErrorField(err))
+	require.Contains(t, compliance.SRTPSuiteNames(), "AEAD_AES_256_GCM_8")
+	require.NotContains(t, compliance.SRTPSuiteNames(), "AES_CM_128_NULL_AUTH")
 }
 
 func TestDurationJSON(t *testing.T) {

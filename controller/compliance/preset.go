@@ -33,7 +33,8 @@ func PresetNames() []string { return []string{"cn", "us", "uk", "lab"} }
 // presetLab is for switchsim demos and tests, never for real traffic: any
 // hour, no consent or national list required, but numbers must be valid,
 // refusals lock for 90 days, a number gets at most 15 calls a day, and
-// prompts may not say "free", "guaranteed" or "legal action".
+// prompts may not say "free", "guaranteed" or "legal action". It requires
+// neither TLS nor SRTP, so loopback test switches can carry its calls.
 func presetLab() Policy {
 	return Policy{
 		ID: "preset-lab", Version: 1, Name: "Lab (switchsim demos and tests only)",
@@ -47,6 +48,16 @@ var everyDay = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 func daily(start, end string) []HoursWindow {
 	return []HoursWindow{{Days: append([]string(nil), everyDay...), Start: start, End: end}}
+}
+
+// secureMedia is what the cn, us and uk presets demand of every call: SIP
+// over TLS and SRTP with AES_CM_128_HMAC_SHA1_80 (RFC 4568's mandatory
+// suite, which every SDES carrier offers) or AEAD_AES_256_GCM_8 (RFC 7714
+// AES-GCM). No statute names a cipher: this is DESIGN 1.2's "TLS for SIP,
+// mandatory SRTP", as a conservative default a tenant may tighten.
+func secureMedia() MediaSecurity {
+	return MediaSecurity{RequireSRTP: true, RequireTLS: true,
+		SRTPSuites: []string{"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM_8"}}
 }
 
 func days(n int) Duration { return Duration(time.Duration(n) * 24 * time.Hour) }
@@ -81,6 +92,7 @@ func presetCN() Policy {
 		CallerIDOwnedOnly:     true,
 		ForbiddenPhrases:      []string{"免费", "保证", "稳赚", "法律诉讼", "起诉", "逮捕", "最后通知"},
 		EvidenceRetentionDays: 730,
+		MediaSecurity:         secureMedia(),
 	}
 }
 
@@ -121,6 +133,7 @@ func presetUS() Policy {
 		EvidenceRetentionDays:   1826,
 		MaxAbandonPercent:       3,
 		AbandonWindow:           days(30),
+		MediaSecurity:           secureMedia(),
 	}
 }
 
@@ -156,5 +169,6 @@ func presetUK() Policy {
 		EvidenceRetentionDays:   730,
 		MaxAbandonPercent:       3,
 		AbandonWindow:           Duration(24 * time.Hour),
+		MediaSecurity:           secureMedia(),
 	}
 }

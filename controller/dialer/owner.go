@@ -206,7 +206,7 @@ func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
-	calls := o.recheck(ctx, claimed)
+	calls, media := o.recheck(ctx, claimed)
 	if len(calls) == 0 {
 		return len(claimed), nil
 	}
@@ -228,24 +228,34 @@ func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
 		c := calls[i]
 		c.State, c.Switch = controller.CallOriginating, o.name
 		o.pace(ctx)
-		o.originate(ctx, c)
+		o.originate(ctx, c, media[c.ID])
 	}
 	return len(calls), nil
 }
 
 // recheck runs the compliance gate again on claimed calls, as one batch
-// (one transaction locks all their numbers), and returns those it allows. A
-// blocked call is stored blocked by the store; a call whose check failed
-// goes back to the queue: nothing is dialled without an allowing decision.
-func (o *owner) recheck(ctx context.Context, calls []controller.Call) []controller.Call {
+// (one transaction locks all their numbers), and returns those it allows
+// with the media requirement of each (from the policy in force for its
+// tenant). A blocked call is stored blocked by the store; a call whose check
+// failed goes back to the queue: nothing is dialled without an allowing
+// decision. A call that requires TLS/SRTP this switch cannot confirm goes
+// back to the queue before it is checked (media_security.go).
+func (o *owner) recheck(ctx context.Context, calls []controller.Call) ([]controller.Call, map[controller.CallID]controller.MediaRequirement) {
 	batch := make([]controller.Recheck, 0, len(calls))
 	pending := make([]controller.Call, 0, len(calls))
+	media := make(map[controller.CallID]controller.MediaRequirement, len(calls))
 	for _, c := range calls {
 		pctx, err := o.svc.withPolicy(ctx, c.TenantID, "")
 		if err != nil {
 			o.recheckFailed(ctx, c, err)
 			continue
 		}
+		m := o.svc.policyIn(pctx).MediaSecurity.Requirement()
+		if ok, why := o.mediaFit(m); !ok {
+			o.holdInsecure(ctx, c, why)
+			continue
+		}
+		media[c.ID] = m
 		decide := o.svc.decider(c, controller.StageDial)
 		batch = append(batch, controller.Recheck{Call: c, Decide: func(_ context.Context, l controller.Lookup) (controller.Decision, error) {
 			return decide(pctx, l)
@@ -253,7 +263,7 @@ func (o *owner) recheck(ctx context.Context, calls []controller.Call) []controll
 		pending = append(pending, c)
 	}
 	if len(batch) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := calls[:0:0]
 	for i, r := range o.svc.store.RecheckAttempts(ctx, batch) {
@@ -274,7 +284,7 @@ func (o *owner) recheck(ctx context.Context, calls []controller.Call) []controll
 			out = append(out, c)
 		}
 	}
-	return out
+	return out, media
 }
 
 // recheckFailed gives back to the queue a claimed call whose dial-time
@@ -299,7 +309,9 @@ func (o *owner) pace(ctx context.Context) {
 	o.nextSend = now.Add(time.Second / time.Duration(o.limits.MaxCPS))
 }
 
-func (o *owner) originate(ctx context.Context, c controller.Call) {
+// originate sends c with media, the requirement of the policy in force for
+// its tenant (the driver refuses, not sent, what it cannot guarantee).
+func (o *owner) originate(ctx context.Context, c controller.Call, media controller.MediaRequirement) {
 	log := o.log.With("call_id", c.ID, "to", controller.MaskNumber(c.To))
 	o.tracker.add(c, o.svc.cfg.Now())
 	err := o.sw.Originate(ctx, controller.OriginateRequest{
@@ -309,6 +321,7 @@ func (o *owner) originate(ctx context.Context, c controller.Call) {
 		CallerIDName:   c.CallerIDName,
 		Timeout:        c.Timeout,
 		Variables:      c.Variables,
+		Media:          media,
 	})
 	switch {
 	case err == nil:

@@ -28,10 +28,20 @@ var ErrAtCapacity = controller.Errorf(controller.EREFUSED, "switch at its sessio
 // call is already in flight; EREFUSED if the switch rejected the command; and
 // an error wrapping ErrNoReply when it was written but not answered in time:
 // the call may exist and must never be originated again.
+//
+// A request whose Media requires TLS or SRTP is sent only while the
+// switch's SecureMedia status is confirmed (see secure.go); otherwise it
+// returns an error wrapping controller.ErrNotSent and ErrMediaInsecure
+// (EREFUSED, media_insecure). With SRTP the originate carries
+// rtp_secure_media=mandatory:<suites…>.
 func (s *Switch) Originate(ctx context.Context, req controller.OriginateRequest) error {
 	cmd, err := buildOriginate(s.plan, req)
 	if err != nil {
 		return fmt.Errorf("originating call on %s: %w", s.cfg.Name, err)
+	}
+	if err := s.secureRefusal(req); err != nil {
+		s.log.Warn("originate not sent: secure media not confirmed", "call_id", req.CallID, "to", controller.MaskNumber(req.To), "err", err)
+		return err
 	}
 	id := req.CallID
 	log := s.log.With("call_id", id)

@@ -147,9 +147,13 @@ var (
 	causeRE   = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 )
 
-// reservedVars are the variables the driver sets itself. FreeSWITCH looks
-// channel variables up case-insensitively, so the check is too.
-var reservedVars = []string{"origination_uuid", "origination_caller_id_number", "origination_caller_id_name", "originate_timeout"}
+// reservedVars are the variables the driver sets itself, and the SRTP
+// switches nobody else may touch (rtp_secure_media_outbound would override
+// rtp_secure_media on callgate's outbound leg; sip_secure_media is its old
+// name). FreeSWITCH looks channel variables up case-insensitively, so the
+// check is too.
+var reservedVars = []string{"origination_uuid", "origination_caller_id_number", "origination_caller_id_name", "originate_timeout",
+	"rtp_secure_media", "rtp_secure_media_outbound", "rtp_secure_media_inbound", "sip_secure_media"}
 
 func isReserved(name string) bool {
 	for _, r := range reservedVars {
@@ -252,6 +256,15 @@ func buildOriginate(p dialPlan, req controller.OriginateRequest) (originateComma
 	}
 	secs := int(math.Ceil(timeout.Seconds()))
 	cmd.vars = append(cmd.vars, channelVar{"originate_timeout", strconv.Itoa(secs)})
+	srtp, err := secureMediaValue(req.Media)
+	if err != nil {
+		return cmd, err
+	}
+	if srtp != "" {
+		// FreeSWITCH 1.10: offer only SRTP with these suites, fail the call
+		// if the far end refuses. ':' needs no escaping inside {}.
+		cmd.vars = append(cmd.vars, channelVar{"rtp_secure_media", srtp})
+	}
 
 	if len(req.Variables) > maxVariables {
 		return cmd, controller.FieldError("variables", "at most %d variables", maxVariables)

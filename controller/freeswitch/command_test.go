@@ -43,6 +43,17 @@ func TestCommandGolden(t *testing.T) {
 			`bgapi originate {origination_uuid=` + testUUID + `,origination_caller_id_number=+15550000001,origination_caller_id_name=Acme\,\sInc.\sSales,originate_timeout=3,campaign_id=spring\ssale,cg_lead=42}sofia/gateway/carrier1/+15551234567 &park()`},
 		{"originate default timeout", mustOriginate(t, testPlan, controller.OriginateRequest{CallID: testUUID, To: "1001"}),
 			"bgapi originate {origination_uuid=" + testUUID + ",originate_timeout=60}sofia/gateway/carrier1/1001 &park()"},
+		{"originate srtp", mustOriginate(t, testPlan, controller.OriginateRequest{CallID: testUUID, To: "1001",
+			Media: controller.MediaRequirement{SRTP: true, TLS: true, Suites: []string{"AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM_8"}}}),
+			// FreeSWITCH 1.10 syntax; ':' needs no escape inside {}
+			"bgapi originate {origination_uuid=" + testUUID + ",originate_timeout=60,rtp_secure_media=mandatory:AES_CM_128_HMAC_SHA1_80:AEAD_AES_256_GCM_8}sofia/gateway/carrier1/1001 &park()"},
+		{"originate srtp, switch's suites", mustOriginate(t, testPlan, controller.OriginateRequest{CallID: testUUID, To: "1001",
+			Media: controller.MediaRequirement{SRTP: true, TLS: true}}),
+			"bgapi originate {origination_uuid=" + testUUID + ",originate_timeout=60,rtp_secure_media=mandatory}sofia/gateway/carrier1/1001 &park()"},
+		{"originate tls only", mustOriginate(t, testPlan, controller.OriginateRequest{CallID: testUUID, To: "1001",
+			Media: controller.MediaRequirement{TLS: true}}),
+			"bgapi originate {origination_uuid=" + testUUID + ",originate_timeout=60}sofia/gateway/carrier1/1001 &park()"},
+		{"sofia status", sofiaStatusCommand("external-tls"), "api sofia status profile external-tls"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +145,12 @@ func TestOriginateHostileInput(t *testing.T) {
 			r.Variables = map[string]string{"effective_caller_id_number": "911"}
 		}, "variables.effective_caller_id_number"},
 		{"srtp off", func(r *controller.OriginateRequest) { r.Variables = map[string]string{"rtp_secure_media": "false"} }, "variables.rtp_secure_media"},
+		{"srtp outbound off", func(r *controller.OriginateRequest) {
+			r.Variables = map[string]string{"RTP_SECURE_MEDIA_OUTBOUND": "forbidden"}
+		}, "variables.RTP_SECURE_MEDIA_OUTBOUND"},
+		{"srtp suite injection", func(r *controller.OriginateRequest) {
+			r.Media = controller.MediaRequirement{SRTP: true, TLS: true, Suites: []string{"AES_CM_128_HMAC_SHA1_80,cg_x=1"}}
+		}, "media.suites"},
 		{"too many vars", func(r *controller.OriginateRequest) {
 			r.Variables = map[string]string{}
 			for i := range 33 {

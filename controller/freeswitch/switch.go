@@ -65,6 +65,21 @@ type Config struct {
 	// the cg_… namespace (FreeSWITCH acts on many variables; see
 	// dialPlan.allowedVar). CALLGATE_FS_<NAME>_ALLOWED_VARIABLES (comma list)
 	AllowedVariables []string
+	// SecureProfile is the sofia profile with TLS signalling that
+	// DialTemplate's calls leave through, e.g. "external-tls"; empty means
+	// this switch cannot carry calls that require TLS or SRTP
+	// (SecureMediaNotConfigured). Setting it is the operator's declaration
+	// that the endpoint is TLS, checked as far as callgate can see (see
+	// secure.go): DialTemplate must be sofia/gateway/<gateway>/… with the
+	// gateway defined under this profile (freeswitch-conf/sip_profiles/
+	// external-tls/), or sofia/<SecureProfile>/…;transport=tls. The driver
+	// confirms with `api sofia status profile <SecureProfile>` that the
+	// profile runs with a TLS transport. CALLGATE_FS_<NAME>_SECURE_PROFILE
+	SecureProfile string
+	// SecureCheckInterval is how often, while connected, the SecureProfile
+	// check is repeated (it also runs on every connect); default 60s.
+	// CALLGATE_FS_<NAME>_SECURE_CHECK_INTERVAL
+	SecureCheckInterval time.Duration
 	// Logger receives the driver's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -83,6 +98,7 @@ func (c Config) withDefaults() Config {
 	def(&c.CommandTimeout, 5*time.Second)
 	def(&c.ReconnectMin, 200*time.Millisecond)
 	def(&c.ReconnectMax, 30*time.Second)
+	def(&c.SecureCheckInterval, time.Minute)
 	return c
 }
 
@@ -115,7 +131,7 @@ func (c Config) Validate() error {
 	}
 	for field, d := range map[string]time.Duration{"HeartbeatInterval": c.HeartbeatInterval,
 		"CommandTimeout": c.CommandTimeout, "ReconnectMin": c.ReconnectMin,
-		"ReconnectMax": c.ReconnectMax} {
+		"ReconnectMax": c.ReconnectMax, "SecureCheckInterval": c.SecureCheckInterval} {
 		if d <= 0 {
 			return bad(field, "must be positive")
 		}
@@ -126,6 +142,14 @@ func (c Config) Validate() error {
 	for _, v := range c.AllowedVariables {
 		if !varNameRE.MatchString(v) || isReserved(v) {
 			return bad("AllowedVariables", "%q is not a settable variable name", v)
+		}
+	}
+	if c.SecureProfile != "" {
+		if !trunkRE.MatchString(c.SecureProfile) {
+			return bad("SecureProfile", "must be 1-64 letters, digits, _ . or -")
+		}
+		if err := checkSecureTemplate(c.DialTemplate, c.Trunk, c.SecureProfile); err != nil {
+			return bad("DialTemplate", "%v", err)
 		}
 	}
 	return nil
@@ -186,6 +210,7 @@ func New(cfg Config, sink controller.EventSink) (*Switch, error) {
 	s.disp = newDispatcher(&s.stats, s.deliver, func() { s.sink.SwitchConnected(s.cfg.Name) })
 	s.status = controller.SwitchStatus{Name: cfg.Name, Kind: "freeswitch", Address: cfg.Address,
 		MaxSessions: cfg.MaxSessions, MaxCPS: cfg.MaxCPS}
+	s.status.SecureMedia, s.status.SecureMediaDetail = s.secureUnknown("not connected")
 	return s, nil
 }
 
@@ -324,6 +349,7 @@ func (s *Switch) supervise(ctx context.Context) {
 		cause := context.Cause(c.ctx)
 		s.updateStatus(func(st *controller.SwitchStatus) {
 			st.Connected = false
+			st.SecureMedia, st.SecureMediaDetail = s.secureUnknown("not connected")
 			if ctx.Err() == nil {
 				st.LastError = scrubSecret(cause.Error(), s.cfg.Password)
 			}
@@ -370,6 +396,7 @@ func (s *Switch) connect(ctx context.Context, before int) (*conn, *eventConn, er
 		ec.close()
 		return nil, nil, err
 	}
+	s.checkSecure(ctx, c) // before Connected: no call needing TLS is sent unverified
 	s.setCurrent(c)
 	s.updateStatus(func(st *controller.SwitchStatus) {
 		st.Connected, st.ConnectedAt, st.LastError, st.Reconnects = true, c.since, "", before
@@ -385,6 +412,7 @@ func (s *Switch) connect(ctx context.Context, before int) (*conn, *eventConn, er
 func (s *Switch) heartbeat(ctx context.Context, c *conn) {
 	t := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer t.Stop()
+	secureAt := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -395,6 +423,10 @@ func (s *Switch) heartbeat(ctx context.Context, c *conn) {
 			if err := s.checkStatus(ctx, c); err != nil {
 				c.kill(fmt.Errorf("heartbeat: %w", err))
 				return
+			}
+			if time.Since(secureAt) >= s.cfg.SecureCheckInterval {
+				secureAt = time.Now()
+				s.checkSecure(ctx, c)
 			}
 		}
 	}

@@ -110,6 +110,8 @@ func (s *Sim) execAPI(name, arg string) string {
 		return "FreeSWITCH Version " + fsVersion + " (git a88d069 2024-08-02 21:02:27Z 64bit)\n"
 	case "hostname":
 		return s.cfg.Hostname
+	case "sofia":
+		return s.sofiaAPI(arg)
 	}
 	return "-ERR " + name + " Command not found!\n"
 }

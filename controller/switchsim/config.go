@@ -45,6 +45,11 @@ type Config struct {
 	// paths, and every path when empty, are not written. Missing
 	// directories under it are created. (callgate switchsim --record-dir)
 	RecordDir string
+	// SofiaProfiles are the sofia profiles "sofia status profile <name>"
+	// reports, by name. Nil means the shipped freeswitch-conf: "external"
+	// (UDP/TCP) and "external-tls" (TLS only), both running. Change them at
+	// run time with SetSofiaProfile.
+	SofiaProfiles map[string]SofiaProfile
 
 	// ARIUser and ARIPassword are the ARI credentials (ari.conf user and
 	// password) clients must send as HTTP basic auth or api_key=user:pass.

@@ -19,7 +19,9 @@
 //
 // API commands: status, show channels|calls [as json], originate,
 // uuid_kill, uuid_exists, uuid_record start|stop|mask|unmask, uuid_getvar,
-// uuid_setvar, hupall, fsctl max_sessions|sps, version, hostname.
+// uuid_setvar, hupall, fsctl max_sessions|sps, version, hostname, and
+// sofia status profile <name> (Config.SofiaProfiles, SetSofiaProfile).
+// OriginateCommands returns every ESL originate's arguments as received.
 //
 // Endpoints: loopback/<number>[/<context>] (two channels, the -a leg
 // callgate controls and the -b leg that runs the callee),
@@ -185,6 +187,16 @@
 //     is set on the other party when one side hangs up while the other is
 //     up, as capture 19 shows on the new leg. show calls does not pair
 //     bridged legs.
+//   - "sofia status profile <name>" is not covered by a capture: its text
+//     follows mod_sofia.c's cmd_status (1.10 source), with invented values
+//     (loopback addresses, ports 5080/5082/5081 as shipped, zero counters,
+//     no registrations, no Ext-*-IP lines). The profiles are data
+//     (Config.SofiaProfiles, default "external" and TLS "external-tls",
+//     both running) and do not affect calls: sofia/gateway/… still always
+//     uses "external" in channel names, and rtp_secure_media changes
+//     nothing: no SRTP is negotiated. A stopped profile answers
+//     "Invalid Profile!"; any other sofia subcommand answers an invented
+//     -ERR line.
 //   - Times are UTC (Event-Date-Local equals GMT); status reports fixed CPU
 //     and stack figures; userauth, myevents, linger and log are not
 //     implemented.

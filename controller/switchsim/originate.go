@@ -386,6 +386,7 @@ func (s *Sim) originate(j *job) {
 	s.lock()
 	defer s.unlock()
 	s.originated++
+	s.originates = append(s.originates, j.arg)
 	if usage != "" {
 		s.finishJob(j, usage)
 		return

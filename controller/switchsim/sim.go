@@ -37,6 +37,8 @@ type Sim struct {
 	peak          windowMax
 	spsPeak       windowMax
 	originated    int
+	originates    []string // the arguments of every ESL originate, in order
+	sofia         map[string]SofiaProfile
 	conns         []*conn
 	faults        Faults
 	closed        bool
@@ -66,6 +68,7 @@ func New(cfg Config) *Sim {
 		changed:     make(chan struct{}),
 		channels:    map[string]*channel{},
 		maxSessions: cfg.MaxSessions,
+		sofia:       sofiaProfiles(cfg.SofiaProfiles),
 	}
 	s.started = s.clock.Now()
 	s.now = s.started

@@ -25,7 +25,7 @@ func (s *Server) addCallerID(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e164, err := adm.AddCallerID(c.Request().Context(), s.cfg.Tenant, n)
+	e164, err := adm.AddCallerID(c.Request().Context(), tenant(c), n)
 	if err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func (s *Server) listCallerIDs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ids, err := adm.ListCallerIDs(c.Request().Context(), s.cfg.Tenant)
+	ids, err := adm.ListCallerIDs(c.Request().Context(), tenant(c))
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (s *Server) removeCallerID(c echo.Context) error {
 	if err != nil {
 		return controller.FieldError("number", "malformed path escape")
 	}
-	if err := adm.RemoveCallerID(c.Request().Context(), s.cfg.Tenant, n); err != nil {
+	if err := adm.RemoveCallerID(c.Request().Context(), tenant(c), n); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -24,6 +24,7 @@ type CallResource struct {
 	CallerIDName   string                       `json:"caller_id_name,omitempty"`
 	Purpose        controller.Purpose           `json:"purpose,omitempty"`
 	FlowID         string                       `json:"flow_id,omitempty"`
+	AgentID        string                       `json:"agent_id,omitempty"` // the agent the call is assigned to
 	Switch         string                       `json:"switch,omitempty"`
 	TimeoutSeconds int                          `json:"timeout_seconds,omitzero"`
 	Variables      map[string]string            `json:"variables,omitempty"`
@@ -50,6 +51,7 @@ func NewCallResource(c controller.Call, events []controller.CallEventRecord) Cal
 		CallerIDName:   c.CallerIDName,
 		Purpose:        c.Purpose,
 		FlowID:         c.FlowID,
+		AgentID:        c.AgentID,
 		Decision:       c.Decision,
 		Switch:         c.Switch,
 		TimeoutSeconds: int(c.Timeout / time.Second),
@@ -79,7 +81,7 @@ type EventList struct {
 }
 
 // createCallFields are the members POST /v1/calls accepts.
-var createCallFields = []string{"to", "from", "caller_id_name", "purpose", "flow_id", "switch", "timeout_seconds", "variables"}
+var createCallFields = []string{"to", "from", "caller_id_name", "purpose", "flow_id", "switch", "timeout_seconds", "variables", "agent_id"}
 
 // createCall queues a call: 202 with the call, or 200 with the call first
 // created under the same Idempotency-Key.
@@ -95,7 +97,8 @@ func (s *Server) createCall(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req := controller.CreateCallRequest{TenantID: s.cfg.Tenant, IdempotencyKey: key}
+	req := controller.CreateCallRequest{TenantID: tenant(c), IdempotencyKey: key}
+	var agentID string
 	var purpose string
 	for _, err := range []error{
 		obj.str("purpose", &purpose),
@@ -106,15 +109,29 @@ func (s *Server) createCall(c echo.Context) error {
 		obj.str("switch", &req.Switch),
 		obj.integer("timeout_seconds", &req.TimeoutSeconds),
 		obj.stringMap("variables", &req.Variables),
+		obj.str("agent_id", &agentID),
 	} {
 		if err != nil {
 			return err
 		}
 	}
+	// An agent's calls are assigned to them; an admin may assign a call
+	// to an agent.
+	req.AgentID = agentID
+	if own := agentOnly(c); own != "" {
+		if agentID != "" && agentID != own {
+			c.Set(ctxKeyDenied, true)
+			return &controller.Error{Code: controller.EFORBIDDEN, Field: "agent_id", Message: "an agent places calls only for themselves"}
+		}
+		req.AgentID = own
+	}
 
 	req.Purpose = controller.Purpose(purpose)
 	call, created, err := s.svc.CreateCall(c.Request().Context(), req)
 	if err != nil {
+		return err
+	}
+	if err := checkAgent(c, call); err != nil { // an idempotent replay of another agent's call
 		return err
 	}
 	s.requestLogger(c).Info("call accepted",
@@ -148,13 +165,13 @@ func (s *Server) getCall(c echo.Context) error {
 		return errCallNotFound
 	}
 	ctx := c.Request().Context()
-	call, err := s.svc.GetCall(ctx, s.cfg.Tenant, controller.CallID(id))
+	call, err := s.visibleCall(c, controller.CallID(id))
 	if err != nil {
 		return err
 	}
 	var events []controller.CallEventRecord
 	if withEvents {
-		if events, err = s.svc.CallEvents(ctx, s.cfg.Tenant, call.ID); err != nil {
+		if events, err = s.svc.CallEvents(ctx, tenant(c), call.ID); err != nil {
 			return err
 		}
 		events = orEmpty(events) // asked for: [] rather than absent
@@ -171,7 +188,10 @@ func (s *Server) callEvents(c echo.Context) error {
 	if !validCallID(id) {
 		return errCallNotFound
 	}
-	events, err := s.svc.CallEvents(c.Request().Context(), s.cfg.Tenant, controller.CallID(id))
+	if err := s.scopeToAgent(c); err != nil {
+		return err
+	}
+	events, err := s.svc.CallEvents(c.Request().Context(), tenant(c), controller.CallID(id))
 	if err != nil {
 		return err
 	}
@@ -189,7 +209,8 @@ func (s *Server) listCalls(c echo.Context) error {
 		return err
 	}
 	f := controller.CallFilter{
-		TenantID: s.cfg.Tenant,
+		TenantID: tenant(c),
+		AgentID:  agentOnly(c),
 		State:    controller.CallState(q.Get("state")),
 		Switch:   q.Get("switch"),
 		To:       plusFromQuery(q.Get("to")),
@@ -276,7 +297,10 @@ func (s *Server) hangupCall(c echo.Context) error {
 	if err := obj.str("cause", &cause); err != nil {
 		return err
 	}
-	call, err := s.svc.HangupCall(c.Request().Context(), s.cfg.Tenant, controller.CallID(id), cause)
+	if err := s.scopeToAgent(c); err != nil {
+		return err
+	}
+	call, err := s.svc.HangupCall(c.Request().Context(), tenant(c), controller.CallID(id), cause)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ func (s *Server) checkCompliance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req := controller.CheckRequest{TenantID: s.cfg.Tenant}
+	req := controller.CheckRequest{TenantID: tenant(c)}
 	var purpose, at string
 	for _, err := range []error{
 		obj.str("to", &req.To),
@@ -63,7 +63,10 @@ func (s *Server) getAttempt(c echo.Context) error {
 	if !validCallID(id) {
 		return errCallNotFound
 	}
-	a, err := s.svc.GetAttempt(c.Request().Context(), s.cfg.Tenant, controller.CallID(id))
+	if err := s.scopeToAgent(c); err != nil {
+		return err
+	}
+	a, err := s.svc.GetAttempt(c.Request().Context(), tenant(c), controller.CallID(id))
 	if err != nil {
 		return err
 	}

@@ -30,30 +30,32 @@ type adminProvider interface {
 // registerComplianceAdmin adds the compliance administration routes. They
 // are always registered (so the OpenAPI document is exact) and answer 503
 // when there is no administration behind them.
-func (s *Server) registerComplianceAdmin(e *echo.Echo, limit echo.MiddlewareFunc) {
+func (s *Server) registerComplianceAdmin(limit echo.MiddlewareFunc) {
 	if p, ok := s.svc.(adminProvider); ok {
 		s.admin = p.Admin()
 	}
-	e.POST("/v1/consents", s.createConsent, limit)
-	e.GET("/v1/consents", s.listConsents)
-	e.GET("/v1/consents/:id", s.getConsent)
-	e.POST("/v1/consents/:id/revoke", s.revokeConsent, limit)
-	e.POST("/v1/refusals", s.createRefusal, limit)
-	e.GET("/v1/refusals", s.listRefusals)
-	e.POST("/v1/refusals/:id/lift", s.liftRefusal, limit)
-	e.POST("/v1/dnc/lists", s.createDNCList, limit)
-	e.GET("/v1/dnc/lists", s.listDNCLists)
-	e.POST("/v1/dnc/lists/:id/numbers", s.addDNCNumber, limit)
-	e.DELETE("/v1/dnc/lists/:id/numbers/:number", s.removeDNCNumber)
-	e.POST(importPath, s.importDNC, s.limitImport)
-	e.PUT("/v1/policies/:id", s.putPolicy, limit)
-	e.GET("/v1/policies", s.listPolicies)
-	e.GET("/v1/policies/:id", s.getPolicy)
-	e.POST("/v1/policies/:id/assign", s.assignPolicy, limit)
-	e.DELETE("/v1/policies/:id", s.deletePolicy)
-	e.POST("/v1/caller-ids", s.addCallerID, limit)
-	e.GET("/v1/caller-ids", s.listCallerIDs)
-	e.DELETE("/v1/caller-ids/:number", s.removeCallerID)
+	// Compliance data is administration: admin only. Agents read the
+	// tenant's caller IDs (the numbers they may present when placing a call).
+	s.route(http.MethodPost, "/v1/consents", s.createConsent, allow(admin), limit)
+	s.route(http.MethodGet, "/v1/consents", s.listConsents, allow(admin))
+	s.route(http.MethodGet, "/v1/consents/:id", s.getConsent, allow(admin))
+	s.route(http.MethodPost, "/v1/consents/:id/revoke", s.revokeConsent, allow(admin), limit)
+	s.route(http.MethodPost, "/v1/refusals", s.createRefusal, allow(admin), limit)
+	s.route(http.MethodGet, "/v1/refusals", s.listRefusals, allow(admin))
+	s.route(http.MethodPost, "/v1/refusals/:id/lift", s.liftRefusal, allow(admin), limit)
+	s.route(http.MethodPost, "/v1/dnc/lists", s.createDNCList, allow(admin), limit)
+	s.route(http.MethodGet, "/v1/dnc/lists", s.listDNCLists, allow(admin))
+	s.route(http.MethodPost, "/v1/dnc/lists/:id/numbers", s.addDNCNumber, allow(admin), limit)
+	s.route(http.MethodDelete, "/v1/dnc/lists/:id/numbers/:number", s.removeDNCNumber, allow(admin))
+	s.route(http.MethodPost, importPath, s.importDNC, allow(admin), s.limitImport)
+	s.route(http.MethodPut, "/v1/policies/:id", s.putPolicy, allow(admin), limit)
+	s.route(http.MethodGet, "/v1/policies", s.listPolicies, allow(admin))
+	s.route(http.MethodGet, "/v1/policies/:id", s.getPolicy, allow(admin))
+	s.route(http.MethodPost, "/v1/policies/:id/assign", s.assignPolicy, allow(admin), limit)
+	s.route(http.MethodDelete, "/v1/policies/:id", s.deletePolicy, allow(admin))
+	s.route(http.MethodPost, "/v1/caller-ids", s.addCallerID, allow(admin), limit)
+	s.route(http.MethodGet, "/v1/caller-ids", s.listCallerIDs, allow(admin, agent))
+	s.route(http.MethodDelete, "/v1/caller-ids/:number", s.removeCallerID, allow(admin))
 }
 
 // adminCall returns the administration for a request, after checking its
@@ -179,7 +181,7 @@ func (s *Server) createConsent(c echo.Context) error {
 	if givenAt != nil {
 		in.GivenAt = *givenAt
 	}
-	out, err := adm.CreateConsent(c.Request().Context(), s.cfg.Tenant, in)
+	out, err := adm.CreateConsent(c.Request().Context(), tenant(c), in)
 	if err != nil {
 		return err
 	}
@@ -192,7 +194,7 @@ func (s *Server) getConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := adm.GetConsent(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	out, err := adm.GetConsent(c.Request().Context(), tenant(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -208,7 +210,7 @@ func (s *Server) revokeConsent(c echo.Context) error {
 	if _, err := readObject(c, true); err != nil {
 		return err
 	}
-	out, err := adm.RevokeConsent(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	out, err := adm.RevokeConsent(c.Request().Context(), tenant(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -230,7 +232,7 @@ func (s *Server) listConsents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := adm.ListConsents(c.Request().Context(), s.cfg.Tenant, n)
+	list, err := adm.ListConsents(c.Request().Context(), tenant(c), n)
 	if err != nil {
 		return err
 	}
@@ -268,7 +270,7 @@ func (s *Server) createRefusal(c echo.Context) error {
 		return controller.FieldError("number", "is required")
 	}
 	req.CallID = controller.CallID(callID)
-	out, err := adm.LockNumber(c.Request().Context(), s.cfg.Tenant, req)
+	out, err := adm.LockNumber(c.Request().Context(), tenant(c), req)
 	if err != nil {
 		return err
 	}
@@ -335,7 +337,7 @@ func (s *Server) createDNCList(c echo.Context) error {
 	); err != nil {
 		return err
 	}
-	out, err := adm.CreateDNCList(c.Request().Context(), s.cfg.Tenant, l)
+	out, err := adm.CreateDNCList(c.Request().Context(), tenant(c), l)
 	if err != nil {
 		return err
 	}
@@ -354,7 +356,7 @@ func (s *Server) listDNCLists(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := adm.ListDNCLists(c.Request().Context(), s.cfg.Tenant)
+	list, err := adm.ListDNCLists(c.Request().Context(), tenant(c))
 	if err != nil {
 		return err
 	}
@@ -380,7 +382,7 @@ func (s *Server) addDNCNumber(c echo.Context) error {
 		return err
 	}
 	id := c.Param("id")
-	e164, added, err := adm.AddDNCNumber(c.Request().Context(), s.cfg.Tenant, id, n)
+	e164, added, err := adm.AddDNCNumber(c.Request().Context(), tenant(c), id, n)
 	if err != nil {
 		return err
 	}
@@ -401,7 +403,7 @@ func (s *Server) removeDNCNumber(c echo.Context) error {
 	if err != nil {
 		return controller.FieldError("number", "malformed path escape")
 	}
-	if err := adm.RemoveDNCNumber(c.Request().Context(), s.cfg.Tenant, c.Param("id"), n); err != nil {
+	if err := adm.RemoveDNCNumber(c.Request().Context(), tenant(c), c.Param("id"), n); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -428,7 +430,7 @@ func (s *Server) importDNC(c echo.Context) error {
 	if body == nil {
 		body = http.NoBody
 	}
-	rep, err := adm.ImportDNC(c.Request().Context(), s.cfg.Tenant, c.Param("id"), body, opts)
+	rep, err := adm.ImportDNC(c.Request().Context(), tenant(c), c.Param("id"), body, opts)
 	if err != nil {
 		return err
 	}
@@ -470,7 +472,7 @@ func (s *Server) putPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := adm.PutPolicy(c.Request().Context(), s.cfg.Tenant, c.Param("id"), body)
+	out, err := adm.PutPolicy(c.Request().Context(), tenant(c), c.Param("id"), body)
 	if err != nil {
 		return err
 	}
@@ -488,7 +490,7 @@ func (s *Server) listPolicies(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := adm.ListPolicies(c.Request().Context(), s.cfg.Tenant)
+	list, err := adm.ListPolicies(c.Request().Context(), tenant(c))
 	if err != nil {
 		return err
 	}
@@ -507,7 +509,7 @@ func (s *Server) getPolicy(c echo.Context) error {
 			return controller.FieldError("version", "must be a whole number ≥ 1")
 		}
 	}
-	out, err := adm.GetPolicy(c.Request().Context(), s.cfg.Tenant, c.Param("id"), version)
+	out, err := adm.GetPolicy(c.Request().Context(), tenant(c), c.Param("id"), version)
 	if err != nil {
 		return err
 	}
@@ -530,7 +532,7 @@ func (s *Server) assignPolicy(c echo.Context) error {
 	if err := obj.str("campaign_id", &a.CampaignID); err != nil {
 		return err
 	}
-	if err := adm.AssignPolicy(c.Request().Context(), s.cfg.Tenant, a); err != nil {
+	if err := adm.AssignPolicy(c.Request().Context(), tenant(c), a); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, a)
@@ -542,7 +544,7 @@ func (s *Server) deletePolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := adm.DeletePolicy(c.Request().Context(), s.cfg.Tenant, c.Param("id")); err != nil {
+	if err := adm.DeletePolicy(c.Request().Context(), tenant(c), c.Param("id")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -393,6 +393,7 @@ func setupAdmin(t testing.TB, cfg ...api.Config) *adminBundle {
 		c = cfg[0]
 	}
 	b := &bundle{svc: newFakeService(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	c, b.tokens, b.admin = withTokens(t, c)
 	adm := newFakeAdmin()
 	b.srv = api.New(c, adminService{fakeService: b.svc, adm: adm}, b.reg, nil)
 	b.h = b.srv.Handler()

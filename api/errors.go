@@ -27,6 +27,8 @@ var statusByCode = map[string]int{
 	controller.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	controller.EREFUSED:      http.StatusServiceUnavailable,
 	controller.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	controller.EUNAUTHORIZED: http.StatusUnauthorized,
+	controller.EFORBIDDEN:    http.StatusForbidden,
 	controller.EINTERNAL:     http.StatusInternalServerError,
 	codeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	codeUnsupportedMediaType: http.StatusUnsupportedMediaType,

@@ -22,7 +22,9 @@ func FuzzCreateCallRequest(f *testing.F) {
 	// millions of executions.
 	b := &bundle{svc: newFakeService(), reg: prometheus.NewRegistry()}
 	b.svc.forget = true
-	b.srv = api.New(api.Config{MaxBodyBytes: 4 << 10}, b.svc, b.reg, nil)
+	var cfg api.Config
+	cfg, b.tokens, b.admin = withTokens(f, api.Config{MaxBodyBytes: 4 << 10})
+	b.srv = api.New(cfg, b.svc, b.reg, nil)
 	b.h = b.srv.Handler()
 
 	f.Fuzz(func(t *testing.T, body []byte) {

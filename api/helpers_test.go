@@ -267,6 +267,23 @@ type bundle struct {
 	svc  *fakeService
 	reg  *prometheus.Registry
 	logs *syncBuffer
+	// tokens holds the API tokens; admin is the secret of an admin token
+	// of the default tenant, sent by do and serve unless the request
+	// carries an Authorization header (an empty one is removed: no token).
+	tokens *fakeTokens
+	admin  string
+}
+
+// withTokens returns cfg with a fake token store holding an admin token of
+// the default tenant, and that token's secret.
+func withTokens(t testing.TB, cfg api.Config) (api.Config, *fakeTokens, string) {
+	t.Helper()
+	toks, ok := cfg.Auth.(*fakeTokens)
+	if !ok {
+		toks = newFakeTokens()
+		cfg.Auth = toks
+	}
+	return cfg, toks, toks.issue(t, controller.DefaultTenant, controller.RoleAdmin, "")
 }
 
 func setup(t testing.TB, cfg ...api.Config) *bundle {
@@ -276,6 +293,7 @@ func setup(t testing.TB, cfg ...api.Config) *bundle {
 		c = cfg[0]
 	}
 	b := &bundle{svc: newFakeService(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	c, b.tokens, b.admin = withTokens(t, c)
 	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b.srv = api.New(c, b.svc, b.reg, logger)
 	b.h = b.srv.Handler()
@@ -300,6 +318,11 @@ func (b *bundle) do(t testing.TB, method, target, body string, headers ...string
 }
 
 func (b *bundle) serve(req *http.Request) *httptest.ResponseRecorder {
+	if v, ok := req.Header["Authorization"]; !ok {
+		req.Header.Set("Authorization", "Bearer "+b.admin)
+	} else if len(v) == 1 && v[0] == "" {
+		req.Header.Del("Authorization")
+	}
 	rec := httptest.NewRecorder()
 	b.h.ServeHTTP(rec, req)
 	return rec
@@ -331,6 +354,6 @@ func requireError(t testing.TB, rec *httptest.ResponseRecorder, status int, code
 
 // validErrorCodes are the codes the error shape may carry.
 var validErrorCodes = []string{"invalid", "not_found", "method_not_allowed", "conflict", "too_large",
-	"unsupported_media_type", "internal", "unavailable", "refused"}
+	"unsupported_media_type", "internal", "unavailable", "refused", "unauthorized", "forbidden"}
 
 func isErrorCode(code string) bool { return slices.Contains(validErrorCodes, code) }

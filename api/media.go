@@ -44,21 +44,30 @@ func (s *Server) SetRecordingAccess(f RecordingAccess) { s.recordingAccess = f }
 
 // registerMedia adds the flow, prompt and recording routes. They are always
 // registered (so the OpenAPI document is exact).
-func (s *Server) registerMedia(e *echo.Echo, limit echo.MiddlewareFunc) {
-	e.PUT("/v1/flows/:id", s.putFlow, s.limitFlow)
-	e.POST("/v1/flows/validate", s.validateFlow, s.limitFlow)
-	e.GET("/v1/flows", s.listFlows)
-	e.GET("/v1/flows/:id", s.getFlow)
-	e.GET("/v1/calls/:id/flow-run", s.getFlowRun)
-	e.POST(promptPath, s.uploadPrompt, s.limitPrompt)
-	e.GET("/v1/prompts", s.listPrompts)
-	e.GET("/v1/prompts/:name", s.getPrompt)
-	e.GET("/v1/calls/:id/recordings", s.listCallRecordings)
-	e.GET("/v1/recordings/:id", s.getRecording)
-	e.GET("/v1/recordings/:id/audio", s.recordingAudio)
-	e.POST("/v1/calls/:id/recording/pause", s.pauseRecording, limit)
-	e.POST("/v1/calls/:id/recording/resume", s.resumeRecording, limit)
+func (s *Server) registerMedia(limit echo.MiddlewareFunc) {
+	// Flows and prompts: admin writes; agents and QA read them (an agent
+	// names a flow when placing a call, QA reads the flow a run took).
+	s.route(http.MethodPut, "/v1/flows/:id", s.putFlow, allow(admin), s.limitFlow)
+	s.route(http.MethodPost, "/v1/flows/validate", s.validateFlow, allow(admin), s.limitFlow)
+	s.route(http.MethodGet, "/v1/flows", s.listFlows, allow(admin, agent, qa))
+	s.route(http.MethodGet, "/v1/flows/:id", s.getFlow, allow(admin, agent, qa))
+	s.route(http.MethodGet, "/v1/calls/:id/flow-run", s.getFlowRun, ownCalls(admin, agent, qa))
+	s.route(http.MethodPost, promptPath, s.uploadPrompt, allow(admin), s.limitPrompt)
+	s.route(http.MethodGet, "/v1/prompts", s.listPrompts, allow(admin, agent, qa))
+	s.route(http.MethodGet, "/v1/prompts/:name", s.getPrompt, allow(admin, agent, qa))
+	// Recordings: QA lists and streams them; an agent sees the recordings
+	// of their own calls but never the audio; only admin downloads.
+	s.route(http.MethodGet, "/v1/calls/:id/recordings", s.listCallRecordings, ownCalls(admin, agent, qa))
+	s.route(http.MethodGet, "/v1/recordings/:id", s.getRecording, ownCalls(admin, agent, qa))
+	s.route(http.MethodGet, recordingAudioPath, s.recordingAudio, allow(admin, qa))
+	// Pausing a recording keeps card data out of it: the agent on the call does it.
+	s.route(http.MethodPost, "/v1/calls/:id/recording/pause", s.pauseRecording, ownCalls(admin, agent), limit)
+	s.route(http.MethodPost, "/v1/calls/:id/recording/resume", s.resumeRecording, ownCalls(admin, agent), limit)
 }
+
+// recordingAudioPath is the route that streams a recording: every request
+// to it is audited.
+const recordingAudioPath = "/v1/recordings/:id/audio"
 
 func (s *Server) flowCall(c echo.Context, query ...string) (controller.FlowAdmin, error) {
 	if s.flows == nil {
@@ -124,7 +133,7 @@ func (s *Server) putFlow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rec, problems, err := adm.SaveFlow(c.Request().Context(), s.cfg.Tenant, c.Param("id"), body)
+	rec, problems, err := adm.SaveFlow(c.Request().Context(), tenant(c), c.Param("id"), body)
 	if err != nil {
 		if controller.ErrorCode(err) == controller.EINVALID && len(problems) > 0 {
 			d := s.describe(err, c)
@@ -147,7 +156,7 @@ func (s *Server) validateFlow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	problems, err := adm.ValidateFlow(c.Request().Context(), s.cfg.Tenant, body)
+	problems, err := adm.ValidateFlow(c.Request().Context(), tenant(c), body)
 	if err != nil {
 		return err
 	}
@@ -165,7 +174,7 @@ func (s *Server) listFlows(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := adm.ListFlows(c.Request().Context(), s.cfg.Tenant)
+	list, err := adm.ListFlows(c.Request().Context(), tenant(c))
 	return listed(c, "flows", list, err)
 }
 
@@ -193,7 +202,7 @@ func getVersion[T any](s *Server, c echo.Context, param string, get func(adm con
 	if err != nil {
 		return err
 	}
-	out, err := get(adm, c.Request().Context(), s.cfg.Tenant, c.Param(param), v)
+	out, err := get(adm, c.Request().Context(), tenant(c), c.Param(param), v)
 	if err != nil {
 		return err
 	}
@@ -217,7 +226,10 @@ func (s *Server) getFlowRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	run, err := adm.FlowRun(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id")))
+	if err := s.scopeToAgent(c); err != nil {
+		return err
+	}
+	run, err := adm.FlowRun(c.Request().Context(), tenant(c), controller.CallID(c.Param("id")))
 	if err != nil {
 		return err
 	}
@@ -247,7 +259,7 @@ func (s *Server) uploadPrompt(c echo.Context) error {
 	if err != nil {
 		return controller.Errorf(controller.EINVALID, "reading multipart body: %v", err)
 	}
-	p := controller.Prompt{Name: c.Param("name"), TenantID: s.cfg.Tenant}
+	p := controller.Prompt{Name: c.Param("name"), TenantID: tenant(c)}
 	seen := map[string]bool{}
 	bodyErr := func(what string, err error) error {
 		var tooBig *http.MaxBytesError
@@ -306,7 +318,7 @@ func (s *Server) listPrompts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := adm.ListPrompts(c.Request().Context(), s.cfg.Tenant)
+	list, err := adm.ListPrompts(c.Request().Context(), tenant(c))
 	return listed(c, "prompts", list, err)
 }
 
@@ -319,7 +331,10 @@ func (s *Server) listCallRecordings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := adm.ListRecordings(c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id")))
+	if err := s.scopeToAgent(c); err != nil {
+		return err
+	}
+	list, err := adm.ListRecordings(c.Request().Context(), tenant(c), controller.CallID(c.Param("id")))
 	return listed(c, "recordings", list, err)
 }
 
@@ -328,9 +343,14 @@ func (s *Server) getRecording(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := adm.GetRecording(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	r, err := adm.GetRecording(c.Request().Context(), tenant(c), c.Param("id"))
 	if err != nil {
 		return err
+	}
+	if agentOnly(c) != "" {
+		if _, err := s.visibleCall(c, r.CallID); err != nil {
+			return controller.Errorf(controller.ENOTFOUND, "recording not found")
+		}
 	}
 	return c.JSON(http.StatusOK, r)
 }
@@ -344,7 +364,7 @@ func (s *Server) recordingAudio(c echo.Context) error {
 		return err
 	}
 	if s.recordingAccess != nil {
-		meta, err := adm.GetRecording(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+		meta, err := adm.GetRecording(c.Request().Context(), tenant(c), c.Param("id"))
 		if err != nil {
 			return err
 		}
@@ -352,14 +372,20 @@ func (s *Server) recordingAudio(c echo.Context) error {
 			return err
 		}
 	}
-	r, audio, err := adm.OpenRecording(c.Request().Context(), s.cfg.Tenant, c.Param("id"))
+	r, audio, err := adm.OpenRecording(c.Request().Context(), tenant(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
 	defer audio.Close()
 	h := c.Response().Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Disposition", `inline; filename="`+r.ID+`.wav"`)
+	// QA listens, admin downloads. The difference is advisory: it tells a
+	// browser to play or to save, but any HTTP client can keep the bytes.
+	disposition := "inline"
+	if p, _ := principalOf(c); p.Role == controller.RoleAdmin {
+		disposition = "attachment"
+	}
+	h.Set("Content-Disposition", disposition+`; filename="`+r.ID+`.wav"`)
 	if r.Size > 0 {
 		h.Set(echo.HeaderContentLength, strconv.FormatInt(r.Size, 10))
 	}
@@ -389,7 +415,10 @@ func (s *Server) maskRecording(c echo.Context, do func(controller.RecordingAdmin
 	if err != nil {
 		return err
 	}
-	if err := do(adm, c.Request().Context(), s.cfg.Tenant, controller.CallID(c.Param("id"))); err != nil {
+	if err := s.scopeToAgent(c); err != nil {
+		return err
+	}
+	if err := do(adm, c.Request().Context(), tenant(c), controller.CallID(c.Param("id"))); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"recording": state})

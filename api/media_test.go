@@ -708,7 +708,7 @@ func TestRecordingAudio(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	require.Equal(t, "audio/wav", rec.Header().Get("Content-Type"))
 	require.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
-	require.Equal(t, `inline; filename="`+stored+`.wav"`, rec.Header().Get("Content-Disposition"))
+	require.Equal(t, `attachment; filename="`+stored+`.wav"`, rec.Header().Get("Content-Disposition"), "admin downloads")
 	require.Equal(t, fmt.Sprint(len(wav)), rec.Header().Get("Content-Length"))
 	require.NotEmpty(t, rec.Header().Get("X-Request-Id"))
 	require.Equal(t, wav, rec.Body.Bytes(), "the exact bytes")

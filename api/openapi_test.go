@@ -74,7 +74,38 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	require.True(t, len(undocumented) == 0 && len(unregistered) == 0,
 		"openapi.yaml and the routes disagree:\n registered, not documented: %v\n documented, not registered: %v",
 		undocumented, unregistered)
-	require.Len(t, registered, 45)
+	require.Len(t, registered, 46)
+}
+
+// TestOpenAPIDocumentsPolicies fails when an operation's x-callgate-roles
+// (and x-callgate-agent-scoped) differ from the route's policy, or an open
+// route is not marked security: [].
+func TestOpenAPIDocumentsPolicies(t *testing.T) {
+	t.Parallel()
+	paths := parseSpec(t)["paths"].(map[string]any)
+	for _, rp := range setup(t).srv.Policies() {
+		name := rp.Method + " " + rp.Path
+		op, ok := paths[echoParam.ReplaceAllString(rp.Path, "{$1}")].(map[string]any)[strings.ToLower(rp.Method)].(map[string]any)
+		require.True(t, ok, name)
+		if rp.Policy.Open {
+			require.Equal(t, []any{}, op["security"], "%s is open: security: []", name)
+			continue
+		}
+		var documented []string
+		for _, r := range op["x-callgate-roles"].([]any) {
+			documented = append(documented, r.(string))
+		}
+		var roles []string
+		for _, r := range rp.Policy.Roles {
+			roles = append(roles, string(r))
+		}
+		require.ElementsMatch(t, roles, documented, name)
+		scoped, _ := op["x-callgate-agent-scoped"].(bool)
+		require.Equal(t, rp.Policy.AgentScoped, scoped, name)
+		responses := op["responses"].(map[string]any)
+		require.Contains(t, responses, "401", name)
+		require.Contains(t, responses, "403", name)
+	}
 }
 
 // TestOpenAPIDocument checks the document is OpenAPI 3.0.3, every $ref

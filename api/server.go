@@ -50,9 +50,6 @@ type Config struct {
 	// ReadyTimeout bounds the CallService.Ready check behind /readyz.
 	// Default 2s. Env: CALLGATE_API_READY_TIMEOUT.
 	ReadyTimeout time.Duration
-	// Tenant is the tenant every request acts for until authentication maps
-	// tokens to tenants. Default controller.DefaultTenant. Env: CALLGATE_API_TENANT.
-	Tenant string
 	// MaxImportBytes is the largest do-not-call CSV upload accepted (POST
 	// /v1/dnc/lists/{id}/import); larger ones get 413. Default 512 MiB.
 	// Env: CALLGATE_API_MAX_IMPORT_BYTES.
@@ -63,6 +60,14 @@ type Config struct {
 	// MaxPromptBytes is the largest prompt upload accepted (POST
 	// /v1/prompts/{name}). Default 20 MiB. Env: CALLGATE_API_MAX_PROMPT_BYTES.
 	MaxPromptBytes int64
+	// Auth looks up the bearer tokens every /v1 route requires (required;
+	// cmd/callgate wires the PostgreSQL store). Without it every
+	// authenticated route answers 401: the API fails closed. When it also
+	// implements controller.TokenToucher, a token's last use is recorded
+	// at most once a minute. Not configurable from the environment.
+	Auth controller.TokenStore
+	// Now is the clock for token expiry and audit entries. Default time.Now.
+	Now func() time.Time
 }
 
 // Validate reports the first field that is out of range. Zero values are
@@ -81,6 +86,8 @@ func (c Config) Validate() error {
 		return controller.FieldError("ImportTimeout", "must not be negative")
 	case c.MaxPromptBytes < 0:
 		return controller.FieldError("MaxPromptBytes", "must not be negative")
+	case c.Auth == nil:
+		return controller.FieldError("Auth", "a token store is required")
 	}
 	return nil
 }
@@ -95,8 +102,8 @@ func (c Config) withDefaults() Config {
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = DefaultReadyTimeout
 	}
-	if c.Tenant == "" {
-		c.Tenant = controller.DefaultTenant
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.MaxImportBytes <= 0 {
 		c.MaxImportBytes = DefaultMaxImportBytes
@@ -120,10 +127,14 @@ type Server struct {
 	recordings controller.RecordingAdmin // nil: the recording routes answer 503
 	// recordingAccess, when set, decides who may stream a recording.
 	recordingAccess RecordingAccess
-	logger          *slog.Logger
-	echo            *echo.Echo
-	metrics         *httpMetrics
-	routes          map[string]bool // registered path templates, for metric labels
+	// auditLog, when set, records every change, recording stream and
+	// refusal (SetAudit).
+	auditLog controller.AuditLog
+	logger   *slog.Logger
+	echo     *echo.Echo
+	metrics  *httpMetrics
+	routes   map[string]bool // registered path templates, for metric labels
+	policies []RoutePolicy   // every registered route's policy, in order
 }
 
 // New builds the API over svc, which must not be nil. It registers its HTTP metrics on reg and
@@ -156,22 +167,24 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	// a panic anywhere below becomes a 500 in the error shape.
 	e.Use(s.requestID, s.observe, s.recoverPanic, s.requestContext)
 
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-	e.GET("/v1/openapi.yaml", s.openAPI)
+	// Every route with its policy (auth.go): who may call it.
+	s.route(http.MethodGet, "/healthz", s.healthz, open)
+	s.route(http.MethodGet, "/readyz", s.readyz, open)
+	s.route(http.MethodGet, "/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})), open)
+	s.route(http.MethodGet, "/v1/openapi.yaml", s.openAPI, open)
 
 	limit := s.limitBody
-	e.POST("/v1/calls", s.createCall, limit)
-	e.GET("/v1/calls", s.listCalls)
-	e.GET("/v1/calls/:id", s.getCall)
-	e.GET("/v1/calls/:id/events", s.callEvents)
-	e.POST("/v1/calls/:id/hangup", s.hangupCall, limit)
-	e.GET("/v1/switches", s.switches)
-	e.POST("/v1/compliance/check", s.checkCompliance, limit)
-	e.GET("/v1/attempts/:id", s.getAttempt)
-	s.registerComplianceAdmin(e, limit)
-	s.registerMedia(e, limit)
+	s.route(http.MethodPost, "/v1/calls", s.createCall, allow(admin, agent), limit)
+	s.route(http.MethodGet, "/v1/calls", s.listCalls, ownCalls(admin, agent, qa))
+	s.route(http.MethodGet, "/v1/calls/:id", s.getCall, ownCalls(admin, agent, qa))
+	s.route(http.MethodGet, "/v1/calls/:id/events", s.callEvents, ownCalls(admin, agent, qa))
+	s.route(http.MethodPost, "/v1/calls/:id/hangup", s.hangupCall, ownCalls(admin, agent), limit)
+	s.route(http.MethodGet, "/v1/switches", s.switches, allow(admin))
+	s.route(http.MethodPost, "/v1/compliance/check", s.checkCompliance, allow(admin, agent, auditor), limit)
+	s.route(http.MethodGet, "/v1/attempts/:id", s.getAttempt, ownCalls(admin, agent, auditor))
+	s.route(http.MethodGet, "/v1/audit", s.listAudit, allow(admin, auditor))
+	s.registerComplianceAdmin(limit)
+	s.registerMedia(limit)
 
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true

@@ -251,9 +251,10 @@ func TestLogsNeverHoldPhoneNumbersOrBodies(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
-	require.NoError(t, api.Config{}.Validate())
-	require.NoError(t, api.Config{MaxBodyBytes: 1 << 20, Tenant: "acme"}.Validate())
-	for _, c := range []api.Config{{MaxBodyBytes: -1}, {RequestTimeout: -1}, {ReadyTimeout: -1}} {
+	auth := newFakeTokens()
+	require.NoError(t, api.Config{Auth: auth}.Validate())
+	require.NoError(t, api.Config{MaxBodyBytes: 1 << 20, Auth: auth}.Validate())
+	for _, c := range []api.Config{{}, {MaxBodyBytes: -1, Auth: auth}, {RequestTimeout: -1, Auth: auth}, {ReadyTimeout: -1, Auth: auth}} {
 		require.Error(t, c.Validate())
 	}
 }

@@ -103,6 +103,7 @@ func CanTransition(from, to CallState) bool {
 type Call struct {
 	ID             CallID            `json:"id"`
 	TenantID       string            `json:"tenant_id"`
+	AgentID        string            `json:"agent_id,omitempty"` // the agent the call is assigned to (placed with their token)
 	AttemptID      int64             `json:"attempt_id"`
 	Switch         string            `json:"switch,omitempty"` // switch asked for or chosen
 	To             string            `json:"to"`

@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"time"
 )
@@ -124,4 +126,60 @@ func AuditHash(e AuditEntry) []byte {
 	h.Write(e.PrevHash)
 	h.Write(b)
 	return h.Sum(nil)
+}
+
+// Error codes of authentication and authorisation. The HTTP layer maps them
+// to 401 and 403.
+const (
+	EUNAUTHORIZED = "unauthorized" // no valid credentials: missing, unknown, revoked or expired token
+	EFORBIDDEN    = "forbidden"    // authenticated, but the role may not do this
+)
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleAdmin, RoleAgent, RoleQA, RoleAuditor:
+		return true
+	}
+	return false
+}
+
+// TokenSecretPrefix starts every API token secret, so a leaked one is easy
+// to recognise (secret scanners, logs).
+const TokenSecretPrefix = "cg_"
+
+// NewTokenSecret returns a new API token secret: TokenSecretPrefix and 32
+// random bytes in unpadded base64url. It is shown once; only its
+// HashTokenSecret is stored.
+func NewTokenSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails since Go 1.24
+	return TokenSecretPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashTokenSecret is what a TokenStore keeps of a secret: its SHA-256.
+func HashTokenSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// Usable reports whether t authenticates at now: not revoked, not expired.
+func (t Token) Usable(now time.Time) bool {
+	if t.RevokedAt != nil && !now.Before(*t.RevokedAt) {
+		return false
+	}
+	return t.ExpiresAt == nil || now.Before(*t.ExpiresAt)
+}
+
+// Principal returns who a request authenticated with t acts for.
+func (t Token) Principal() Principal {
+	return Principal{TokenID: t.ID, Role: t.Role, TenantID: t.TenantID, AgentID: t.AgentID}
+}
+
+// TokenToucher records when a token was last used. A TokenStore may
+// implement it; the API calls it at most once a minute per token.
+type TokenToucher interface {
+	// TouchToken sets the token's last use to at unless it is already
+	// within a minute of it. Returns ENOTFOUND for an unknown token.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 }

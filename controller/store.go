@@ -8,6 +8,7 @@ import (
 // CreateCallRequest is an API client's request for one call.
 type CreateCallRequest struct {
 	TenantID       string            `json:"-"`
+	AgentID        string            `json:"-"` // the agent placing the call (their token's); empty: none
 	To             string            `json:"to"`
 	From           string            `json:"from"`
 	CallerIDName   string            `json:"caller_id_name,omitempty"`
@@ -22,6 +23,7 @@ type CreateCallRequest struct {
 // CallFilter selects calls for a listing. Zero fields do not filter.
 type CallFilter struct {
 	TenantID      string
+	AgentID       string // only the calls assigned to this agent
 	State         CallState
 	Switch        string
 	To            string

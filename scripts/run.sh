@@ -8,6 +8,14 @@ export CALLGATE_LISTEN="${CALLGATE_LISTEN:-127.0.0.1:8080}"
 export CALLGATE_POLICY="${CALLGATE_POLICY:-lab}"
 bin/callgate migrate
 
+# Every /v1 route needs a bearer token: an admin token of the default tenant
+# for the tour, created at each start (the secret is shown once; revoke old
+# ones with bin/callgate token list / token revoke <id>).
+if [ -z "${CALLGATE_TOKEN:-}" ]; then
+  CALLGATE_TOKEN="$(bin/callgate token create --role admin --tenant default --name "make run tour" --expires 24h | sed -n 's/^secret: //p')"
+fi
+export CALLGATE_TOKEN
+
 # IVR prompts and encrypted recordings, all under .data/media. The keyring
 # is created once; back it up — without it no recording can be decrypted.
 media="$PWD/.data/media"
@@ -36,11 +44,15 @@ fi
 
 cat <<TOUR
 
-callgate API on http://$CALLGATE_LISTEN — try:
-  curl -s -XPOST http://$CALLGATE_LISTEN/v1/calls -H 'Content-Type: application/json' \\
-       -H 'Idempotency-Key: tour-1' -d '{"to":"+12125551006","from":"+12125550100"}'
-  curl -s http://$CALLGATE_LISTEN/v1/calls/<id>?include=events
-  curl -s http://$CALLGATE_LISTEN/v1/switches
+callgate API on http://$CALLGATE_LISTEN — an admin token of tenant "default"
+(valid 24h, shown once): export CALLGATE_TOKEN=$CALLGATE_TOKEN
+Try:
+  curl -s -XPOST http://$CALLGATE_LISTEN/v1/calls -H "Authorization: Bearer \$CALLGATE_TOKEN" \\
+       -H 'Content-Type: application/json' -H 'Idempotency-Key: tour-1' \\
+       -d '{"to":"+12125551006","from":"+12125550100"}'
+  curl -s -H "Authorization: Bearer \$CALLGATE_TOKEN" http://$CALLGATE_LISTEN/v1/calls/<id>?include=events
+  curl -s -H "Authorization: Bearer \$CALLGATE_TOKEN" http://$CALLGATE_LISTEN/v1/switches
+Other roles: bin/callgate token create --role agent|qa|auditor --tenant default [--agent A]
 Numbers ending 1001..1010 pick a callee behaviour (dialplans/SCENARIOS.md);
 1001 presses 1, 1002 presses 2. An IVR consent flow with a recording: README,
 "IVR flows, consent and recordings".

@@ -72,7 +72,7 @@ func TestE2EAsteriskConsentRecording(t *testing.T) {
 	require.Equal(t, http.StatusOK, x.do(t, "GET", "/v1/recordings/"+res.RecordingIDs[0], nil, nil, &rec))
 	require.Equal(t, controller.RecordingStored, rec.Status)
 	require.Equal(t, 2, rec.Channels)
-	resp, err := http.Get(x.base + "/v1/recordings/" + rec.ID + "/audio")
+	resp, err := x.client.Get(x.base + "/v1/recordings/" + rec.ID + "/audio")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	plain, err := io.ReadAll(resp.Body)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/postgres"
 	"github.com/callgate/callgate/controller/switchsim"
 )
 
@@ -76,6 +77,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
+	// The bench calls the API as an admin of the default tenant, with a
+	// token revoked when it ends.
+	secret, tok, err := m.issueToken(ctx, controller.DefaultTenant, controller.RoleAdmin, "")
+	if err != nil {
+		return err
+	}
+	defer func() { _, _ = postgres.NewStore(m.db).RevokeToken(context.WithoutCancel(ctx), tok.ID, time.Now()) }()
+
 	base := sim.Originated()
 	url := "http://" + m.Addr() + "/v1/calls"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers}}
@@ -97,7 +106,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 				// A distinct valid number per call (the daily cap is per
 				// number); switchsim answers, holds 1 s (scaled), hangs up.
 				body := fmt.Sprintf(`{"to":"+1212%03d%04d","from":"+12125550100","purpose":"service","timeout_seconds":30}`, exchange, 2000+i-1)
-				resp, err := client.Post(url, "application/json", strings.NewReader(body))
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+secret)
+				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)
 					continue

@@ -31,6 +31,24 @@ type e2e struct {
 	sim  *switchsim.Sim // nil against a real switch
 	base string
 	w    *calltest.Watcher
+	// client sends every request with the admin token of the default
+	// tenant (unless the request sets its own Authorization).
+	client *http.Client
+	admin  string
+}
+
+// bearer adds a token to every request that carries no Authorization.
+type bearer struct {
+	secret string
+	next   http.RoundTripper
+}
+
+func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("Authorization") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Authorization", "Bearer "+b.secret)
+	}
+	return b.next.RoundTrip(req)
 }
 
 type simOptions struct {
@@ -85,7 +103,17 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	}
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
-	return &e2e{m: m, sim: sim, base: "http://" + m.Addr(), w: w}
+	return newE2E(t, m, sim, w)
+}
+
+// newE2E wraps a running Main, with a client that sends the admin token of
+// the default tenant it issues.
+func newE2E(t *testing.T, m *Main, sim *switchsim.Sim, w *calltest.Watcher) *e2e {
+	t.Helper()
+	secret, _, err := m.issueToken(context.Background(), controller.DefaultTenant, controller.RoleAdmin, "")
+	require.NoError(t, err)
+	return &e2e{m: m, sim: sim, base: "http://" + m.Addr(), w: w, admin: secret,
+		client: &http.Client{Transport: bearer{secret: secret, next: http.DefaultTransport}}}
 }
 
 // ariSwitch configures the Asterisk switch ast1: the real one named by
@@ -140,7 +168,7 @@ func (e *e2e) do(t *testing.T, method, path string, headers map[string]string, b
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

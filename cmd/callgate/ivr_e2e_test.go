@@ -121,7 +121,7 @@ func (x *ivrE2E) uploadPrompt(t *testing.T, name, text string) controller.Prompt
 	_, err = fw.Write(wav.Bytes())
 	require.NoError(t, err)
 	require.NoError(t, mw.Close())
-	resp, err := http.Post(x.base+"/v1/prompts/"+name, mw.FormDataContentType(), &body)
+	resp, err := x.client.Post(x.base+"/v1/prompts/"+name, mw.FormDataContentType(), &body)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -136,7 +136,7 @@ func (x *ivrE2E) putFlow(t *testing.T, id, doc string) {
 	req, err := http.NewRequest(http.MethodPut, x.base+"/v1/flows/"+id, strings.NewReader(doc))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := x.client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -222,7 +222,7 @@ func TestE2EConsentPress1RecordsEncrypted(t *testing.T) {
 	require.False(t, bytes.Contains(sealed, []byte("RIFF")) || bytes.Contains(sealed, []byte("WAVEfmt")), "the stored file is not plaintext")
 	requireNoWAV(t, x.dirs.spool)
 
-	resp, err := http.Get(x.base + "/v1/recordings/" + rec.ID + "/audio")
+	resp, err := x.client.Get(x.base + "/v1/recordings/" + rec.ID + "/audio")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -415,11 +415,11 @@ func TestE2ECrashLeavesNoPlaintext(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
 
 	requireNoWAV(t, mc.SpoolDir)
-	x := &e2e{m: m, base: "http://" + m.Addr()}
+	x := newE2E(t, m, nil, nil)
 	var got controller.Recording
 	require.Equal(t, http.StatusOK, x.do(t, "GET", "/v1/recordings/"+left.ID, nil, nil, &got))
 	require.Equal(t, controller.RecordingStored, got.Status)
-	resp, err := http.Get(x.base + "/v1/recordings/" + left.ID + "/audio")
+	resp, err := x.client.Get(x.base + "/v1/recordings/" + left.ID + "/audio")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	plain, err := io.ReadAll(resp.Body)
@@ -464,7 +464,7 @@ func TestE2ERotateKeysThenPurge(t *testing.T) {
 	var before controller.Recording
 	require.Equal(t, http.StatusOK, x.do(t, "GET", "/v1/recordings/"+id, nil, nil, &before))
 	audioOf := func() (int, []byte) {
-		resp, err := http.Get(x.base + "/v1/recordings/" + id + "/audio")
+		resp, err := x.client.Get(x.base + "/v1/recordings/" + id + "/audio")
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)

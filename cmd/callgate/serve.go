@@ -128,8 +128,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.service.Start(runCtx)
 
-	srv := api.New(api.Config{}, m.service, reg, m.Logger)
+	// Every /v1 request is authenticated against the tokens in the
+	// database (callgate token create).
+	srv := api.New(api.Config{Auth: store}, m.service, reg, m.Logger)
 	srv.SetMedia(m.media, m.media)
+	if l, ok := any(store).(controller.AuditLog); ok {
+		srv.SetAudit(l)
+	}
 	if m.ln, err = m.listen(); err != nil {
 		return fmt.Errorf("listening on %s: %w", m.Config.Listen, err)
 	}

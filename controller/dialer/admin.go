@@ -129,7 +129,31 @@ func (a *complianceAdmin) ListRefusals(ctx context.Context, number string) ([]co
 	if err != nil {
 		return nil, err
 	}
-	return a.store().ListRefusals(ctx, num)
+	list, err := a.store().ListRefusals(ctx, num)
+	if err != nil {
+		return nil, err
+	}
+	return a.hideForeignCalls(ctx, list), nil
+}
+
+// hideForeignCalls blanks the call of every refusal heard on another
+// tenant's call when ctx carries a principal: refusals are global (a
+// person's "do not call me" holds for every tenant) but the calls they were
+// heard on are not.
+func (a *complianceAdmin) hideForeignCalls(ctx context.Context, list []controller.Refusal) []controller.Refusal {
+	p, ok := controller.PrincipalFrom(ctx)
+	if !ok {
+		return list
+	}
+	for i, r := range list {
+		if r.CallID == "" {
+			continue
+		}
+		if _, err := a.s.store.GetCall(ctx, tenantOrDefault(p.TenantID), r.CallID); err != nil {
+			list[i].CallID = ""
+		}
+	}
+	return list
 }
 
 // LiftRefusal implements controller.ComplianceAdmin.
@@ -153,13 +177,27 @@ func (a *complianceAdmin) visibleList(ctx context.Context, tenant, listID string
 	return a.store().GetDNCList(ctx, tenantOrDefault(tenant), listID)
 }
 
+// ownList returns the list if the tenant owns it: ENOTFOUND unless the
+// tenant can see it, EFORBIDDEN for a global list (a national registry),
+// which tenants read but never change; operators load those out of band.
+func (a *complianceAdmin) ownList(ctx context.Context, tenant, listID string) (controller.DNCList, error) {
+	l, err := a.visibleList(ctx, tenant, listID)
+	if err != nil {
+		return l, err
+	}
+	if l.TenantID != tenantOrDefault(tenant) {
+		return l, controller.Errorf(controller.EFORBIDDEN, "do-not-call list %q is global: tenants may read it, not change it", listID)
+	}
+	return l, nil
+}
+
 // AddDNCNumber implements controller.ComplianceAdmin.
 func (a *complianceAdmin) AddDNCNumber(ctx context.Context, tenant, listID, number string) (string, bool, error) {
 	num, err := a.number("number", number)
 	if err != nil {
 		return "", false, err
 	}
-	if _, err := a.visibleList(ctx, tenant, listID); err != nil {
+	if _, err := a.ownList(ctx, tenant, listID); err != nil {
 		return "", false, err
 	}
 	added, err := a.store().AddDNCNumber(ctx, listID, num)
@@ -172,7 +210,7 @@ func (a *complianceAdmin) RemoveDNCNumber(ctx context.Context, tenant, listID, n
 	if err != nil {
 		return err
 	}
-	if _, err := a.visibleList(ctx, tenant, listID); err != nil {
+	if _, err := a.ownList(ctx, tenant, listID); err != nil {
 		return err
 	}
 	removed, err := a.store().RemoveDNCNumber(ctx, listID, num)
@@ -187,7 +225,7 @@ func (a *complianceAdmin) RemoveDNCNumber(ctx context.Context, tenant, listID, n
 
 // MarkDNCScrubbed implements controller.ComplianceAdmin.
 func (a *complianceAdmin) MarkDNCScrubbed(ctx context.Context, tenant, listID string) (controller.DNCList, error) {
-	if _, err := a.visibleList(ctx, tenant, listID); err != nil {
+	if _, err := a.ownList(ctx, tenant, listID); err != nil {
 		return controller.DNCList{}, err
 	}
 	if err := a.store().SetDNCScrubbed(ctx, listID, a.s.cfg.Now()); err != nil {
@@ -198,7 +236,7 @@ func (a *complianceAdmin) MarkDNCScrubbed(ctx context.Context, tenant, listID st
 
 // ImportDNC implements controller.ComplianceAdmin.
 func (a *complianceAdmin) ImportDNC(ctx context.Context, tenant, listID string, r io.Reader, opts controller.DNCImport) (controller.DNCImportResult, error) {
-	if _, err := a.visibleList(ctx, tenant, listID); err != nil {
+	if _, err := a.ownList(ctx, tenant, listID); err != nil {
 		return controller.DNCImportResult{ListID: listID, RejectedRows: []controller.DNCRowError{}}, err
 	}
 	region := a.s.cfg.DefaultRegion

@@ -250,3 +250,52 @@ func TestConcurrentCapExactAcrossControllers(t *testing.T) {
 	require.Equal(t, 85, states[controller.CallBlocked])
 	require.Equal(t, map[string]int{controller.ReasonCapDaily: 85}, reasons)
 }
+
+// TestAdminTenantBoundaries: global do-not-call lists are read-only for
+// tenants, a refusal listed for another tenant hides the call it was heard
+// on, and an agent's call keeps its agent (another agent replaying the
+// Idempotency-Key gets a conflict, never the call).
+func TestAdminTenantBoundaries(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dialer.SwitchLimits{})
+	ctx := context.Background()
+	adm := b.svc.Admin()
+	pg := b.store.(*postgres.Store)
+
+	national, err := pg.CreateDNCList(ctx, controller.DNCList{Name: "national", Kind: "national"})
+	require.NoError(t, err)
+	lists, err := adm.ListDNCLists(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, lists, 1, "a tenant reads the global list")
+	_, _, err = adm.AddDNCNumber(ctx, "", national.ID, "+12125551001")
+	require.Equal(t, controller.EFORBIDDEN, controller.ErrorCode(err))
+	require.Equal(t, controller.EFORBIDDEN, controller.ErrorCode(adm.RemoveDNCNumber(ctx, "", national.ID, "+12125551001")))
+	_, err = adm.ImportDNC(ctx, "", national.ID, strings.NewReader("+12125551001\n"), controller.DNCImport{})
+	require.Equal(t, controller.EFORBIDDEN, controller.ErrorCode(err))
+	_, err = adm.MarkDNCScrubbed(ctx, "", national.ID)
+	require.Equal(t, controller.EFORBIDDEN, controller.ErrorCode(err))
+
+	req := controller.CreateCallRequest{To: "+12125551006", From: "+12125550100", AgentID: "a1", IdempotencyKey: "k"}
+	c, created, err := b.svc.CreateCall(ctx, req)
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, "a1", c.AgentID)
+	got, err := b.svc.GetCall(ctx, "", c.ID)
+	require.NoError(t, err)
+	require.Equal(t, "a1", got.AgentID)
+	req.AgentID = "a2"
+	_, _, err = b.svc.CreateCall(ctx, req)
+	require.Equal(t, controller.ECONFLICT, controller.ErrorCode(err))
+
+	_, err = pg.DB().Pool().Exec(ctx, `INSERT INTO tenants (id) VALUES ('other')`)
+	require.NoError(t, err)
+	_, err = adm.LockNumber(ctx, "", controller.RefusalRequest{Number: "+12125551007", CallID: c.ID, Source: "agent"})
+	require.NoError(t, err)
+	mine, err := adm.ListRefusals(controller.WithPrincipal(ctx, controller.Principal{TenantID: controller.DefaultTenant}), "+12125551007")
+	require.NoError(t, err)
+	require.Equal(t, c.ID, mine[0].CallID)
+	theirs, err := adm.ListRefusals(controller.WithPrincipal(ctx, controller.Principal{TenantID: "other"}), "+12125551007")
+	require.NoError(t, err)
+	require.Len(t, theirs, 1, "a refusal holds for every tenant")
+	require.Empty(t, theirs[0].CallID, "but the call it was heard on is not theirs")
+}

@@ -260,8 +260,15 @@ func (s *Service) validate(req controller.CreateCallRequest) (controller.Call, e
 	if req.FlowID != "" && !flowIDRE.MatchString(req.FlowID) {
 		return controller.Call{}, controller.FieldError("flow_id", "must match %s", flowIDRE)
 	}
+	if len(req.AgentID) > 200 {
+		return controller.Call{}, controller.FieldError("agent_id", "must be at most 200 characters")
+	}
+	if err := controller.CheckText("agent_id", req.AgentID); err != nil {
+		return controller.Call{}, err
+	}
 	return controller.Call{
 		TenantID:       tenant,
+		AgentID:        req.AgentID,
 		FlowID:         req.FlowID,
 		Switch:         req.Switch,
 		To:             to.E164,
@@ -295,6 +302,10 @@ func requestHash(req controller.CreateCallRequest) string {
 	parts := []any{req.To, req.From, req.CallerIDName, req.Switch, req.TimeoutSeconds, vars}
 	if req.Purpose != "" || req.FlowID != "" { // absent from hashes taken before these fields existed
 		parts = append(parts, req.Purpose, req.FlowID)
+	}
+	if req.AgentID != "" {
+		// Another agent replaying the key gets ECONFLICT, never the call.
+		parts = append(parts, "agent", req.AgentID)
 	}
 	b, _ := json.Marshal(parts)
 	sum := sha256.Sum256(b)

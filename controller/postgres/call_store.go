@@ -41,7 +41,8 @@ func (s *Store) Ping(ctx context.Context) error {
 const callColumns = `c.id::text, c.tenant_id, coalesce(c.attempt_id, 0), c.switch, c.to_number,
 	c.from_number, c.caller_id_name, c.timeout_ms, c.variables, c.state, c.hangup_cause,
 	c.sip_status, c.billsec, c.duration, c.reconciled, coalesce(c.idempotency_key, ''),
-	c.created_at, c.updated_at, c.answered_at, c.ended_at, c.purpose, coalesce(c.flow_id, '')`
+	c.created_at, c.updated_at, c.answered_at, c.ended_at, c.purpose, coalesce(c.flow_id, ''),
+	coalesce(c.agent_id, '')`
 
 func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 	var (
@@ -52,7 +53,7 @@ func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 	dest := append([]any{&c.ID, &c.TenantID, &c.AttemptID, &c.Switch, &c.To,
 		&c.From, &c.CallerIDName, &timeoutMS, &vars, &c.State, &c.HangupCause,
 		&c.SIPStatus, &c.Billsec, &c.Duration, &c.Reconciled, &c.IdempotencyKey,
-		&c.CreatedAt, &c.UpdatedAt, &c.AnsweredAt, &c.EndedAt, &c.Purpose, &c.FlowID}, extra...)
+		&c.CreatedAt, &c.UpdatedAt, &c.AnsweredAt, &c.EndedAt, &c.Purpose, &c.FlowID, &c.AgentID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return c, err
 	}
@@ -92,9 +93,10 @@ WITH key AS (
 	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
 ), c AS (
 	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number,
-		caller_id_name, timeout_ms, variables, state, idempotency_key, purpose, flow_id)
+		caller_id_name, timeout_ms, variables, state, idempotency_key, purpose, flow_id, agent_id)
 	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::text, $5::text,
-		$6::text, $7::int, $8::jsonb, 'queued', nullif($9::text, ''), $11::text, nullif($12::text, '')
+		$6::text, $7::int, $8::jsonb, 'queued', nullif($9::text, ''), $11::text, nullif($12::text, ''),
+		nullif($13::text, '')
 	FROM gate
 	RETURNING attempt_id, created_at, updated_at
 ), a AS (
@@ -128,7 +130,7 @@ func (s *Store) CreateCall(ctx context.Context, c controller.Call, requestHash s
 	}
 	for range 3 { // a key can vanish between the insert and the lookup only if deleted
 		err := s.db.pool.QueryRow(ctx, createCallSQL, c.ID, c.TenantID, c.Switch, c.To, c.From,
-			c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash, string(c.Purpose), c.FlowID,
+			c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash, string(c.Purpose), c.FlowID, c.AgentID,
 		).Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt)
 		if err == nil {
 			c.State = controller.CallQueued
@@ -222,6 +224,9 @@ func (s *Store) ListCalls(ctx context.Context, f controller.CallFilter) (control
 	}
 	if f.TenantID != "" {
 		add("c.tenant_id = $%d", f.TenantID)
+	}
+	if f.AgentID != "" {
+		add("c.agent_id = $%d", f.AgentID)
 	}
 	if f.State != "" {
 		add("c.state = $%d", string(f.State))

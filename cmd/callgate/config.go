@@ -8,6 +8,8 @@ import (
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/asterisk"
+	"github.com/callgate/callgate/controller/egress"
+	"github.com/callgate/callgate/controller/ivr"
 	"github.com/callgate/callgate/controller/recording"
 
 	"errors"
@@ -111,6 +113,19 @@ type MediaConfig struct {
 	// database); `callgate keys init` creates one and `callgate keys rotate`
 	// rotates it. Env CALLGATE_RECORDING_KEYS.
 	KeysFile string `yaml:"keys_file"`
+	// EgressAllow lists the hosts, wildcards (*.crm.example.com) and CIDRs
+	// flows may reach (webhooks, prompt URLs); empty: none. Env
+	// CALLGATE_EGRESS_ALLOW (comma separated).
+	EgressAllow []string `yaml:"egress_allow"`
+	// EgressAllowPrivate lets allowed hosts resolve to loopback, private and
+	// CGNAT addresses; EgressAllowHTTP allows http as well as https. Env
+	// CALLGATE_EGRESS_ALLOW_PRIVATE, CALLGATE_EGRESS_ALLOW_HTTP.
+	EgressAllowPrivate bool `yaml:"egress_allow_private"`
+	EgressAllowHTTP    bool `yaml:"egress_allow_http"`
+	// WebhookSecret signs every webhook request (Callgate-Signature, see
+	// controller/ivr/signature.go); at least 16 bytes; without it webhooks
+	// are not sent. Env CALLGATE_WEBHOOK_SECRET. Never logged.
+	WebhookSecret string `yaml:"webhook_secret"`
 	// PurgeSchedule is when the retention purge runs (cron, five fields, in
 	// the controller's zone). Default "17 3 * * *". Env CALLGATE_PURGE_SCHEDULE.
 	PurgeSchedule string `yaml:"purge_schedule"`
@@ -148,6 +163,13 @@ type SwitchConfig struct {
 	User string `yaml:"user"`
 	// App is the Stasis application (asterisk); default callgate.
 	App string `yaml:"app"`
+	// SecureProfile (freeswitch) is the sofia profile with TLS signalling
+	// its trunks use; callgate confirms it is running before sending calls
+	// whose policy requires TLS and SRTP. Env CALLGATE_SECURE_PROFILE.
+	SecureProfile string `yaml:"secure_profile"`
+	// SecureTrunk (asterisk) declares the PJSIP trunk of DialTemplate as
+	// TLS with SRTP (media_encryption=sdes). Env CALLGATE_ARI_SECURE_TRUNK.
+	SecureTrunk string `yaml:"secure_trunk"`
 	// Password is the ESL or ARI password; never FreeSWITCH's default.
 	Password string `yaml:"password"`
 	// DialTemplate builds the endpoint from {number} and {trunk}:
@@ -254,6 +276,20 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	str(&cfg.Media.StoreDir, "CALLGATE_RECORDING_STORE_DIR", "")
 	str(&cfg.Media.KeysFile, "CALLGATE_RECORDING_KEYS", "")
 	str(&cfg.Media.PurgeSchedule, "CALLGATE_PURGE_SCHEDULE", "")
+	str(&cfg.Media.WebhookSecret, "CALLGATE_WEBHOOK_SECRET", "")
+	if v := getenv("CALLGATE_EGRESS_ALLOW"); v != "" {
+		cfg.Media.EgressAllow = strings.Split(v, ",")
+	}
+	for env, dst := range map[string]*bool{"CALLGATE_EGRESS_ALLOW_PRIVATE": &cfg.Media.EgressAllowPrivate,
+		"CALLGATE_EGRESS_ALLOW_HTTP": &cfg.Media.EgressAllowHTTP} {
+		if v := getenv(env); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return cfg, fmt.Errorf("config: media (%s): %q is not a boolean", env, v)
+			}
+			*dst = b
+		}
+	}
 	str(&cfg.Media.S3.Endpoint, "CALLGATE_S3_ENDPOINT", "")
 	str(&cfg.Media.S3.Bucket, "CALLGATE_S3_BUCKET", "")
 	str(&cfg.Media.S3.Prefix, "CALLGATE_S3_PREFIX", "")
@@ -304,7 +340,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 			name = "fs1"
 		}
 		sc := SwitchConfig{Name: name, Kind: "freeswitch", Address: addr, Password: pw,
-			DialTemplate: getenv("CALLGATE_DIAL_TEMPLATE"), MaxSessions: 1000}
+			DialTemplate: getenv("CALLGATE_DIAL_TEMPLATE"), MaxSessions: 1000, SecureProfile: getenv("CALLGATE_SECURE_PROFILE")}
 		if sc.DialTemplate == "" {
 			sc.DialTemplate = "loopback/{number}/callgate-test"
 		}
@@ -322,7 +358,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	if u := getenv("CALLGATE_ARI_URL"); u != "" {
 		sc := SwitchConfig{Name: getenv("CALLGATE_ARI_NAME"), Kind: "asterisk", URL: u, User: getenv("CALLGATE_ARI_USER"),
 			Password: getenv("CALLGATE_ARI_PASSWORD"), App: getenv("CALLGATE_ARI_APP"),
-			DialTemplate: getenv("CALLGATE_ARI_DIAL_TEMPLATE"), MaxSessions: 1000}
+			DialTemplate: getenv("CALLGATE_ARI_DIAL_TEMPLATE"), MaxSessions: 1000, SecureTrunk: getenv("CALLGATE_ARI_SECURE_TRUNK")}
 		if sc.Name == "" {
 			sc.Name = "ast1"
 		}
@@ -447,6 +483,17 @@ func (c Config) Validate() error {
 	return c.Media.validate()
 }
 
+// egress builds the outbound URL guard.
+func (m MediaConfig) egress() (*egress.Guard, error) {
+	allow := make([]string, 0, len(m.EgressAllow))
+	for _, a := range m.EgressAllow {
+		if a = strings.TrimSpace(a); a != "" {
+			allow = append(allow, a)
+		}
+	}
+	return egress.New(egress.Config{Allow: allow, AllowPrivate: m.EgressAllowPrivate, AllowHTTP: m.EgressAllowHTTP})
+}
+
 // recording converts the configuration for controller/recording.
 func (c S3Config) recording() recording.S3Config {
 	return recording.S3Config{Endpoint: c.Endpoint, Bucket: c.Bucket, Prefix: c.Prefix, AccessKey: c.AccessKey,
@@ -483,6 +530,14 @@ func (m MediaConfig) validate() error {
 	}
 	if m.SpoolDir != "" && m.SpoolDir == m.StoreDir {
 		return errors.New("config: media.store_dir: must not be the spool directory (plaintext and ciphertext stay apart)")
+	}
+	if _, err := m.egress(); err != nil {
+		return fmt.Errorf("config: media.egress_allow: %w", err)
+	}
+	if m.WebhookSecret != "" {
+		if err := ivr.CheckWebhookSecret([]byte(m.WebhookSecret)); err != nil {
+			return fmt.Errorf("config: media.webhook_secret: %w", err)
+		}
 	}
 	if _, err := cron.ParseStandard(m.PurgeSchedule); err != nil {
 		return fmt.Errorf("config: media.purge_schedule: %q: %v", m.PurgeSchedule, err)

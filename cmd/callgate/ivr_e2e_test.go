@@ -62,7 +62,9 @@ func setupIVRWith(t *testing.T, opts simOptions, edit ...func(*Main)) *ivrE2E {
 	require.NoError(t, err)
 
 	opts.media = &MediaConfig{PromptDir: x.dirs.prompts, SpoolDir: x.dirs.spool, StoreDir: x.dirs.store,
-		KeysFile: x.dirs.keys, PurgeSchedule: "17 3 * * *"}
+		KeysFile: x.dirs.keys, PurgeSchedule: "17 3 * * *",
+		// The tests' webhook servers listen on loopback over http.
+		EgressAllow: []string{"127.0.0.0/8"}, EgressAllowHTTP: true, WebhookSecret: webhookSecret}
 	x.e2e = setupE2E(t, simOptions{
 		timeScale: opts.timeScale, ari: opts.ari, media: opts.media,
 		main: func(m *Main) {
@@ -152,6 +154,9 @@ func (x *ivrE2E) placeFlow(t *testing.T, to, flow string) controller.Call {
 	require.Equal(t, controller.CallQueued, c.State, "%+v", c.Decision)
 	return c
 }
+
+// webhookSecret signs the tests' webhook requests.
+const webhookSecret = "e2e-webhook-secret-0123456789"
 
 // consentFlow asks for consent; yes records a two-second tone, no and
 // silence end the call.
@@ -320,8 +325,13 @@ func TestE2EWebhookSteersCall(t *testing.T) {
 	t.Parallel()
 	x := setupIVR(t)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := ivr.VerifySignature([]byte(webhookSecret), r.Header, body, time.Now(), 0); err != nil {
+			http.Error(w, "bad signature: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
 		var req ivr.WebhookRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || strings.Contains(string(mustJSON(req)), "2125551005") {
+		if err := json.Unmarshal(body, &req); err != nil || strings.Contains(string(body), "2125551005") {
 			http.Error(w, "bad request or full number", http.StatusBadRequest)
 			return
 		}
@@ -348,11 +358,6 @@ func TestE2EWebhookSteersCall(t *testing.T) {
 	}
 	require.Equal(t, []string{"ask:next", "tag:set", "down:error", "fallback:set", "bye:NORMAL_CLEARING"}, steps)
 	x.w.WaitTerminal(t, c.ID)
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }
 
 // requireNoWAV fails if any plaintext recording is left under dir.

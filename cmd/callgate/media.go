@@ -47,6 +47,14 @@ func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy com
 		OnRunEnded:      m.OnRunEnded,
 		OnSealed:        m.OnSealed,
 	}
+	guard, err := mc.egress()
+	if err != nil {
+		return fmt.Errorf("config: media.egress_allow: %w", err)
+	}
+	cfg.Egress = guard
+	if mc.WebhookSecret != "" {
+		cfg.WebhookSecret = ivr.StaticSecret([]byte(mc.WebhookSecret))
+	}
 	if mc.RecordingsEnabled() {
 		rec, err := newRecordings(ctx, mc, store, policy, m)
 		if err != nil {

@@ -157,7 +157,11 @@ func (m *Main) newDriver(sc SwitchConfig) (driver, error) {
 	if sc.Kind == "asterisk" {
 		cfg := sc.asterisk(m.Logger)
 		cfg.HeartbeatInterval = m.Config.Dialer.HeartbeatInterval
-		return asterisk.New(cfg, m.service)
+		sw, err := asterisk.New(cfg, m.service)
+		if err == nil && sc.SecureTrunk != "" {
+			err = sw.DeclareSecureTrunk(sc.SecureTrunk)
+		}
+		return sw, err
 	}
 	return freeswitch.New(freeswitch.Config{
 		Name:              sc.Name,
@@ -167,6 +171,7 @@ func (m *Main) newDriver(sc SwitchConfig) (driver, error) {
 		Trunk:             sc.Trunk,
 		MaxSessions:       sc.MaxSessions,
 		MaxCPS:            sc.MaxCPS,
+		SecureProfile:     sc.SecureProfile,
 		HeartbeatInterval: m.Config.Dialer.HeartbeatInterval,
 		AllowedVariables:  m.Config.AllowedVariables,
 		Logger:            m.Logger,

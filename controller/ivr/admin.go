@@ -35,6 +35,7 @@ func (s *Service) check(ctx context.Context, tenant string, body []byte) (*Flow,
 	var lookupErr error
 	ps := Validate(f, Env{
 		ForbiddenPhrases: pol.ForbiddenPhrases,
+		Egress:           s.cfg.Egress,
 		Prompt: func(name string) (controller.Prompt, bool) {
 			p, err := s.cfg.Store.GetPrompt(ctx, tenant, name, 0)
 			if err != nil && controller.ErrorCode(err) != controller.ENOTFOUND && lookupErr == nil {

@@ -3,6 +3,7 @@ package ivr_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -12,8 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/egress"
 	"github.com/callgate/callgate/controller/ivr"
 )
+
+// testSecret signs the tests' webhooks.
+const testSecret = "whsec_test_0123456789"
 
 // Scripted callee inputs for fakeMedia.Gather.
 const (
@@ -209,8 +214,17 @@ func setup(t *testing.T, inputs ...string) *bundle {
 		call: controller.Call{ID: "0b7c6a2e-1f7b-4c8e-9d5a-3e2f1a0b9c8d", TenantID: "t1", To: "+15551234567", From: "+15557654321"},
 		now:  time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 	}
+	// The tests' webhooks are httptest servers on loopback: their CIDR
+	// is allowed explicitly, over http.
+	guard, err := egress.New(egress.Config{Allow: []string{"127.0.0.0/8", "::1/128", "example.com", "cdn.example.com"}, AllowHTTP: true,
+		Resolver: func(context.Context, string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("203.0.113.10")}, nil
+		}})
+	require.NoError(t, err)
 	b.runner = &ivr.Runner{
-		Media: b.media,
+		Media:         b.media,
+		Egress:        guard,
+		WebhookSecret: ivr.StaticSecret([]byte(testSecret)),
 		Hangup: func(_ context.Context, id controller.CallID, cause string) error {
 			ev.add("hangup %s", cause)
 			return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/egress"
 )
 
 // Outcomes of a run (controller.FlowRun.Outcome).
@@ -64,8 +65,21 @@ type Runner struct {
 	Ledger     Ledger
 	Recordings Recordings
 	Prompts    PromptResolver
-	// HTTP sends webhooks; nil: a client that does not follow redirects.
-	// Each request's deadline is its node's timeout_ms.
+	// Egress guards outbound URLs: a webhook URL it refuses (checked
+	// before the request, and again on the address dialled) fails the
+	// webhook, which follows on_error; a prompt URL it refuses (checked,
+	// resolved, before the switch is told to fetch it) fails the run.
+	// Nil: every webhook and prompt URL is refused.
+	Egress *egress.Guard
+	// WebhookSecret returns the secret a tenant's webhook requests are
+	// signed with (see HeaderSignature), at least MinWebhookSecretLen
+	// bytes; nil, or no secret for the tenant: its webhooks are not sent
+	// and fail as a refused one does.
+	WebhookSecret func(tenant string) []byte
+	// HTTP sends webhooks; nil: Egress.Client() (no redirects followed).
+	// A client set here must dial through Egress.Transport(), or the
+	// connect-time checks are lost. Each request's deadline is its node's
+	// timeout_ms.
 	HTTP *http.Client
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
@@ -263,6 +277,9 @@ func (ru *run) exec(step *Step, n *Node) (string, error) {
 func (ru *run) playable(step *Step, n *Node) (string, controller.Prompt, error) {
 	switch {
 	case n.PromptURL != "":
+		if err := ru.checkPromptURL(n.PromptURL); err != nil {
+			return "", controller.Prompt{}, err
+		}
 		return n.PromptURL, controller.Prompt{}, nil
 	case n.Tone != "":
 		return n.Tone, controller.Prompt{}, nil

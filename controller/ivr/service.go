@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
+	"github.com/callgate/callgate/controller/egress"
 	"github.com/callgate/callgate/controller/recording"
 )
 
@@ -46,10 +46,19 @@ type ServiceConfig struct {
 	// SpoolDir is the recordings' spool directory as callgate sees it and
 	// SwitchSpoolDir as the switch does ("" means SpoolDir).
 	SpoolDir, SwitchSpoolDir string
-	// HTTP sends webhooks; nil: the Runner's default.
-	HTTP   *http.Client
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Egress is the outbound URL allowlist: webhook and prompt URLs it
+	// refuses are errors when a flow is saved, and refused again when it
+	// runs (see Runner.Egress). Nil: a guard with an empty allowlist, so
+	// every outbound URL is refused. Build it with egress.New from
+	// CALLGATE_EGRESS_ALLOW, CALLGATE_EGRESS_ALLOW_PRIVATE and
+	// CALLGATE_EGRESS_ALLOW_HTTP.
+	Egress *egress.Guard
+	// WebhookSecret returns the secret a tenant's webhook requests are
+	// signed with (Runner.WebhookSecret); StaticSecret gives every tenant
+	// one (CALLGATE_WEBHOOK_SECRET). Nil: webhooks are not sent.
+	WebhookSecret func(tenant string) []byte
+	Now           func() time.Time
+	Logger        *slog.Logger
 	// OnRunEnded and OnSealed, when set, see each finished run (stored) and
 	// each recording seal's outcome (tests wait on them).
 	OnRunEnded func(controller.FlowRun)
@@ -96,6 +105,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	}
 	if cfg.SwitchSpoolDir == "" {
 		cfg.SwitchSpoolDir = cfg.SpoolDir
+	}
+	if cfg.Egress == nil {
+		g, err := egress.New(egress.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("building the default egress guard: %w", err)
+		}
+		cfg.Egress = g
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -194,7 +210,8 @@ func (s *Service) runFlow(ctx context.Context, call controller.Call, sw controll
 		Hangup:           sw.Hangup,
 		Ledger:           s.cfg.Store,
 		Prompts:          promptResolver{s},
-		HTTP:             s.cfg.HTTP,
+		Egress:           s.cfg.Egress,
+		WebhookSecret:    s.cfg.WebhookSecret,
 		Now:              s.cfg.Now,
 		Log:              s.log,
 		ForbiddenPhrases: pol.ForbiddenPhrases,

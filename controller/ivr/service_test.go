@@ -143,18 +143,28 @@ type serviceBundle struct {
 
 func setupService(t *testing.T, inputs ...string) *serviceBundle {
 	t.Helper()
+	return setupServiceWith(t, nil, inputs...)
+}
+
+// setupServiceWith is setupService with cfg changed by mod first.
+func setupServiceWith(t *testing.T, mod func(*ivr.ServiceConfig), inputs ...string) *serviceBundle {
+	t.Helper()
 	t.Parallel()
 	ev := &events{}
 	b := &serviceBundle{store: newFakeStore(ev), ev: ev, runs: make(chan controller.FlowRun, 4), dir: t.TempDir()}
 	b.sw = fakeSwitch{fakeMedia: &fakeMedia{ev: ev, inputs: inputs}, ev: ev}
 	pol, _ := compliance.Preset("lab")
-	svc, err := ivr.NewService(ivr.ServiceConfig{
+	cfg := ivr.ServiceConfig{
 		Store:      b.store,
 		Switches:   func(string) (controller.Switch, bool) { return b.sw, true },
 		Policy:     func(context.Context, string) (compliance.Policy, error) { return pol, nil },
 		PromptDir:  filepath.Join(b.dir, "prompts"),
 		OnRunEnded: func(r controller.FlowRun) { b.runs <- r },
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	svc, err := ivr.NewService(cfg)
 	require.NoError(t, err)
 	t.Cleanup(svc.Stop)
 	b.svc = svc

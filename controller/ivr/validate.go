@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/egress"
 )
 
 // Problem severities.
@@ -94,13 +95,18 @@ type Env struct {
 	// on word boundaries (any boundary in scripts written without spaces,
 	// such as Chinese); blanks in a phrase match any run of white space.
 	ForbiddenPhrases []string
+	// Egress checks webhook URLs and prompt URLs: one it refuses is an
+	// error on the node's url or prompt_url. Nil skips the check (the
+	// Runner refuses every outbound URL without a guard).
+	Egress *egress.Guard
 }
 
 // Validate checks a decoded flow before it is saved: every reference names a
 // node, consent nodes have on_yes and on_no, every node is reachable from
 // start, no loop lacks an exit, prompts exist and say no forbidden phrase,
 // recording never starts on a path that has not passed a consent's on_yes,
-// and the opening prompt is not too long. A webhook node may jump to any
+// the opening prompt is not too long, and webhook and prompt URLs are
+// allowed by env.Egress. A webhook node may jump to any
 // node, so nodes after one count as reachable.
 func Validate(f *Flow, env Env) Problems { return validate(f, env, false) }
 
@@ -112,6 +118,7 @@ func validate(f *Flow, env Env, consented bool) Problems {
 		v.add("", "start", SeverityError, "names unknown node %s", quoteShort(f.Start))
 	}
 	v.checkRefs()
+	v.checkURLs()
 	v.checkPrompts()
 	if f.Nodes[f.Start] != nil {
 		v.checkReachable()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,10 +46,6 @@ type WebhookReply struct {
 	Hangup bool            `json:"hangup,omitempty"`
 }
 
-// defaultHTTP sends webhooks when the Runner has no client: a redirect is
-// a reply like any other 3xx (not followed, so it fails the webhook).
-var defaultHTTP = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
 // webhookError is a webhook failure, followed through on_error if set.
 type webhookError struct{ msg string }
 
@@ -72,8 +69,17 @@ func (ru *run) webhook(step *Step, n *Node) (string, error) {
 	return "", err
 }
 
-// callWebhook POSTs the run so far and reads the reply.
+// callWebhook POSTs the run so far, signed, and reads the reply. A URL
+// the egress guard refuses is a webhook error like a network failure.
 func (ru *run) callWebhook(step *Step, n *Node) (string, error) {
+	client, err := ru.webhookClient(n.URL)
+	if err != nil {
+		return "", err
+	}
+	secret, err := ru.webhookSecret()
+	if err != nil {
+		return "", err
+	}
 	body, err := json.Marshal(ru.webhookRequest(step.Node))
 	if err != nil {
 		return "", fmt.Errorf("encoding the webhook request: %w", err)
@@ -87,10 +93,9 @@ func (ru *run) callWebhook(step *Step, n *Node) (string, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "callgate-ivr")
-	client := ru.r.HTTP
-	if client == nil {
-		client = defaultHTTP
-	}
+	signedAt := ru.now()
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(signedAt.Unix(), 10))
+	req.Header.Set(HeaderSignature, SignWebhook(secret, signedAt, body))
 	timedOut := func() error {
 		if err := ru.ctx.Err(); err != nil {
 			return err // the run was canceled, not the webhook
@@ -104,6 +109,9 @@ func (ru *run) callWebhook(step *Step, n *Node) (string, error) {
 	if err != nil {
 		if terr := timedOut(); terr != nil {
 			return "", terr
+		}
+		if rerr := refusedWebhook(err); rerr != nil {
+			return "", rerr
 		}
 		return "", webhookErrorf("webhook request failed: %v", err)
 	}
@@ -218,7 +226,7 @@ func (ru *run) subFlow(raw json.RawMessage) (*Flow, error) {
 			return nil, webhookErrorf("webhook flow must not hold webhook nodes (node %q)", id)
 		}
 	}
-	env := Env{ForbiddenPhrases: ru.r.ForbiddenPhrases}
+	env := Env{ForbiddenPhrases: ru.r.ForbiddenPhrases, Egress: ru.r.Egress}
 	if ru.r.Prompts != nil {
 		env.Prompt = func(name string) (controller.Prompt, bool) {
 			p, _, err := ru.r.Prompts.Resolve(ru.ctx, ru.call.TenantID, name)

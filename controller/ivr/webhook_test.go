@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -152,7 +153,12 @@ func TestWebhookRequest(t *testing.T) {
 	res := b.run(t, webhookFlow(srv.URL, 2000, true))
 	require.Equal(t, ivr.OutcomeCompleted, res.Outcome, res.Err)
 
-	body := <-got
+	var body []byte
+	select {
+	case body = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook was not called")
+	}
 	require.NotContains(t, string(body), b.call.To, "the callee's number is never sent in full")
 	var req ivr.WebhookRequest
 	require.NoError(t, json.Unmarshal(body, &req))

@@ -19,6 +19,12 @@ const (
 	outcomeError  = "error"
 )
 
+// Keys under which a handler names its audit action and adds detail.
+const (
+	ctxKeyAuditAction = "callgate.audit_action"
+	ctxKeyAuditDetail = "callgate.audit_detail"
+)
+
 // auditTimeout bounds one append; it runs after the response, detached
 // from the request's cancellation.
 const auditTimeout = 5 * time.Second
@@ -40,21 +46,29 @@ func (s *Server) SetAudit(l controller.AuditLog) { s.auditLog = l }
 // handler's error itself to learn the final status. Entries never hold a
 // full phone number. A failed append is logged; the response has gone.
 //
+// A handler may name its own action and add detail (ctxKeyAuditAction,
+// ctxKeyAuditDetail): a read it sets them for is audited too (exports).
+//
 // Unauthenticated requests are audited without a tenant: their token is
-// unknown. Each costs one append, so an unauthenticated flood grows the log;
-// rate-limit in front of the API.
+// unknown. Once a client IP has failed authentication too often its
+// requests are answered 429 and not audited (ratelimit.go), so a flood of
+// bad tokens does not grow the log without bound.
 func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		err := next(c)
-		if s.auditLog == nil {
-			return err
+		if s.auditLog == nil || controller.ErrorCode(err) == codeRateLimited {
+			return err // a rate-limited request did nothing; a flood must not grow the log
 		}
 		req := c.Request()
 		code := controller.ErrorCode(err)
 		refused := denied(c) || code == controller.EUNAUTHORIZED || code == controller.EFORBIDDEN
 		mutating := req.Method != http.MethodGet && req.Method != http.MethodHead && req.Method != http.MethodOptions
-		if !mutating && !refused && c.Path() != recordingAudioPath {
+		action, _ := c.Get(ctxKeyAuditAction).(string)
+		if !mutating && !refused && c.Path() != recordingAudioPath && action == "" {
 			return err
+		}
+		if action == "" {
+			action = req.Method + " " + c.Path()
 		}
 		if err != nil {
 			c.Error(err) // now, to know the status; observe sees nil
@@ -62,7 +76,7 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 		status := c.Response().Status
 		e := controller.AuditEntry{
 			At:        s.cfg.Now(),
-			Action:    req.Method + " " + c.Path(),
+			Action:    action,
 			Target:    auditTarget(c),
 			Status:    status,
 			RequestID: requestIDOf(c),
@@ -78,6 +92,12 @@ func (s *Server) audit(next echo.HandlerFunc) echo.HandlerFunc {
 			e.Outcome = outcomeError
 		}
 		e.Detail = auditDetail(c, err)
+		if extra, _ := c.Get(ctxKeyAuditDetail).(string); extra != "" {
+			if e.Detail != "" {
+				extra = joinDetail(extra, e.Detail)
+			}
+			e.Detail = truncate(extra, 500) // the handler's own text: no numbers
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), auditTimeout)
 		defer cancel()
 		if _, aerr := s.auditLog.AppendAudit(ctx, e); aerr != nil {

@@ -80,9 +80,9 @@ type RoutePolicy struct {
 // registration order.
 func (s *Server) Policies() []RoutePolicy { return slices.Clone(s.policies) }
 
-// route registers a handler with its policy: authentication (unless open)
-// and the role check run before mws and the handler; the audit hook runs
-// around all of them.
+// route registers a handler with its policy: authentication (unless open),
+// the token's rate limit and the role check run before mws and the
+// handler; the audit hook runs around all of them.
 func (s *Server) route(method, path string, h echo.HandlerFunc, p Policy, mws ...echo.MiddlewareFunc) {
 	if !p.Open && len(p.Roles) == 0 {
 		panic("api: route " + method + " " + path + " allows nobody")
@@ -90,7 +90,7 @@ func (s *Server) route(method, path string, h echo.HandlerFunc, p Policy, mws ..
 	s.policies = append(s.policies, RoutePolicy{Method: method, Path: path, Policy: p})
 	chain := []echo.MiddlewareFunc{s.audit}
 	if !p.Open {
-		chain = append(chain, s.authenticate, authorize(p))
+		chain = append(chain, s.authenticate, s.throttle, authorize(p))
 	}
 	s.echo.Add(method, path, h, append(chain, mws...)...)
 }
@@ -101,6 +101,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		tok, err := s.tokenOf(c)
 		if err != nil {
 			if controller.ErrorCode(err) == controller.EUNAUTHORIZED {
+				if lerr := s.throttleFailure(c, err); lerr != err {
+					return lerr // this address has failed too often: 429, not audited
+				}
 				c.Set(ctxKeyDenied, true)
 				c.Set(ctxKeyAuthError, controller.ErrorMessage(err))
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="callgate"`)

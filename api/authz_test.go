@@ -88,6 +88,7 @@ func matrixRequests(t testing.TB) map[string]cellRequest {
 		"POST /v1/prompts/:name":             {body: form.String(), contentType: mw.FormDataContentType()},
 		"POST /v1/calls/:id/hangup":          js(`{}`),
 		"POST /v1/calls/:id/recording/pause": js(`{}`),
+		"GET /v1/exports/trace":              {query: "from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&format=json"},
 	}
 }
 
@@ -250,6 +251,7 @@ func setupWorld(t testing.TB, w *world) *bundle {
 	b.srv = api.New(api.Config{Auth: b.tokens}, w, nil, nil)
 	b.srv.SetMedia(w, w)
 	b.srv.SetAudit(w.audit)
+	b.srv.SetTraceExporter(w)
 	b.h = b.srv.Handler()
 	return b
 }

@@ -29,7 +29,7 @@ func (s *Server) addCallerID(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, map[string]string{"number": e164})
+	return c.JSON(http.StatusCreated, map[string]string{"number": viewOf(c).number(e164)})
 }
 
 // listCallerIDs returns the tenant's owned caller IDs.
@@ -42,7 +42,7 @@ func (s *Server) listCallerIDs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, CallerIDList{CallerIDs: orEmpty(ids)})
+	return c.JSON(http.StatusOK, CallerIDList{CallerIDs: viewOf(c).numbers(orEmpty(ids))})
 }
 
 // removeCallerID withdraws a caller ID: 204, or 404 if the tenant does not

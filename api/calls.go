@@ -144,7 +144,7 @@ func (s *Server) createCall(c echo.Context) error {
 		status = http.StatusOK
 		h.Set("Idempotent-Replayed", "true")
 	}
-	return c.JSON(status, NewCallResource(call, nil))
+	return c.JSON(status, viewOf(c).call(NewCallResource(call, nil)))
 }
 
 // getCall returns one call, with its events when ?include=events.
@@ -176,7 +176,7 @@ func (s *Server) getCall(c echo.Context) error {
 		}
 		events = orEmpty(events) // asked for: [] rather than absent
 	}
-	return c.JSON(http.StatusOK, NewCallResource(call, events))
+	return c.JSON(http.StatusOK, viewOf(c).call(NewCallResource(call, events)))
 }
 
 // callEvents returns a call's CDR events in the switch's order.
@@ -195,7 +195,7 @@ func (s *Server) callEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, EventList{Events: orEmpty(events)})
+	return c.JSON(http.StatusOK, EventList{Events: viewOf(c).events(orEmpty(events))})
 }
 
 // listFilters are the query parameters GET /v1/calls accepts.
@@ -239,8 +239,9 @@ func (s *Server) listCalls(c echo.Context) error {
 		return err
 	}
 	out := CallList{Calls: make([]CallResource, 0, len(page.Calls)), NextCursor: page.NextCursor}
+	view := viewOf(c)
 	for _, call := range page.Calls {
-		out.Calls = append(out.Calls, NewCallResource(call, nil))
+		out.Calls = append(out.Calls, view.call(NewCallResource(call, nil)))
 	}
 	if page.NextCursor != "" {
 		next := url.Values{}
@@ -308,7 +309,7 @@ func (s *Server) hangupCall(c echo.Context) error {
 	if call.State.Terminal() {
 		status = http.StatusOK
 	}
-	return c.JSON(status, NewCallResource(call, nil))
+	return c.JSON(status, viewOf(c).call(NewCallResource(call, nil)))
 }
 
 // callPath is the URL path of a call.

@@ -50,7 +50,7 @@ func (s *Server) checkCompliance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, d)
+	return c.JSON(http.StatusOK, viewOf(c).decision(&d))
 }
 
 // getAttempt returns a call's attempt with the compliance gate's decisions
@@ -70,5 +70,5 @@ func (s *Server) getAttempt(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, a)
+	return c.JSON(http.StatusOK, viewOf(c).attempt(a))
 }

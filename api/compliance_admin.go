@@ -185,7 +185,7 @@ func (s *Server) createConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, viewOf(c).consent(out))
 }
 
 // getConsent returns one consent.
@@ -198,7 +198,7 @@ func (s *Server) getConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, viewOf(c).consent(out))
 }
 
 // revokeConsent revokes a consent now: 200 with it.
@@ -214,7 +214,7 @@ func (s *Server) revokeConsent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, viewOf(c).consent(out))
 }
 
 // consentList is the body of GET /v1/consents.
@@ -236,7 +236,7 @@ func (s *Server) listConsents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, consentList{Consents: orEmpty(list)})
+	return c.JSON(http.StatusOK, consentList{Consents: viewOf(c).consents(orEmpty(list))})
 }
 
 // refusalFields are the members POST /v1/refusals accepts.
@@ -274,6 +274,7 @@ func (s *Server) createRefusal(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Refusal = viewOf(c).refusal(out.Refusal)
 	return c.JSON(http.StatusCreated, out)
 }
 
@@ -296,7 +297,7 @@ func (s *Server) listRefusals(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, refusalList{Refusals: orEmpty(list)})
+	return c.JSON(http.StatusOK, refusalList{Refusals: viewOf(c).refusals(orEmpty(list))})
 }
 
 // liftRefusal ends a refusal lock now: 200 with it.
@@ -312,7 +313,7 @@ func (s *Server) liftRefusal(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, viewOf(c).refusal(out))
 }
 
 // dncListFields are the members POST /v1/dnc/lists accepts.
@@ -390,7 +391,7 @@ func (s *Server) addDNCNumber(c echo.Context) error {
 	if added {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, dncEntry{ListID: id, Number: e164, Added: added})
+	return c.JSON(status, dncEntry{ListID: id, Number: viewOf(c).number(e164), Added: added})
 }
 
 // removeDNCNumber takes one number off a list: 204.
@@ -434,7 +435,7 @@ func (s *Server) importDNC(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, rep)
+	return c.JSON(http.StatusOK, viewOf(c).importResult(rep))
 }
 
 // readRawObject reads a request body that must be one JSON object and

@@ -32,6 +32,7 @@ var statusByCode = map[string]int{
 	controller.EINTERNAL:     http.StatusInternalServerError,
 	codeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	codeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	codeRateLimited:          statusRateLimited,
 }
 
 // ErrorResponse is the body of every error the API returns, whatever went
@@ -81,8 +82,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 }
 
 // describe turns any error into the client-facing detail, logging the ones
-// whose real cause must stay private.
+// whose real cause must stay private. No error ever echoes a phone number,
+// whoever asks: a message or a field name that quotes input (an unknown
+// member, a bad number) has every number-like run masked.
 func (s *Server) describe(err error, c echo.Context) ErrorDetail {
+	d := s.describeRaw(err, c)
+	if tooBig := (*http.MaxBytesError)(nil); !errors.As(err, &tooBig) { // our own text: a byte count, not a number to hide
+		d.Message, d.Field = redact(d.Message), redact(d.Field)
+	}
+	return d
+}
+
+func (s *Server) describeRaw(err error, c echo.Context) ErrorDetail {
 	var (
 		tooBig  *http.MaxBytesError
 		domain  *controller.Error

@@ -354,6 +354,6 @@ func requireError(t testing.TB, rec *httptest.ResponseRecorder, status int, code
 
 // validErrorCodes are the codes the error shape may carry.
 var validErrorCodes = []string{"invalid", "not_found", "method_not_allowed", "conflict", "too_large",
-	"unsupported_media_type", "internal", "unavailable", "refused", "unauthorized", "forbidden"}
+	"unsupported_media_type", "internal", "unavailable", "refused", "unauthorized", "forbidden", "rate_limited"}
 
 func isErrorCode(code string) bool { return slices.Contains(validErrorCodes, code) }

@@ -233,7 +233,7 @@ func (s *Server) getFlowRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, run)
+	return c.JSON(http.StatusOK, viewOf(c).flowRun(run))
 }
 
 // limitPrompt is limitBody with MaxPromptBytes.
@@ -335,7 +335,7 @@ func (s *Server) listCallRecordings(c echo.Context) error {
 		return err
 	}
 	list, err := adm.ListRecordings(c.Request().Context(), tenant(c), controller.CallID(c.Param("id")))
-	return listed(c, "recordings", list, err)
+	return listed(c, "recordings", viewOf(c).recordings(list), err)
 }
 
 func (s *Server) getRecording(c echo.Context) error {
@@ -352,7 +352,7 @@ func (s *Server) getRecording(c echo.Context) error {
 			return controller.Errorf(controller.ENOTFOUND, "recording not found")
 		}
 	}
-	return c.JSON(http.StatusOK, r)
+	return c.JSON(http.StatusOK, viewOf(c).recording(r))
 }
 
 // recordingAudio streams a recording decrypted, as audio/wav. Whether the
@@ -413,6 +413,9 @@ func (s *Server) resumeRecording(c echo.Context) error {
 func (s *Server) maskRecording(c echo.Context, do func(controller.RecordingAdmin, context.Context, string, controller.CallID) error, state string) error {
 	adm, err := s.recordingCall(c)
 	if err != nil {
+		return err
+	}
+	if _, err := readObject(c, true); err != nil { // no body, or an empty JSON object
 		return err
 	}
 	if err := s.scopeToAgent(c); err != nil {

@@ -1,7 +1,10 @@
 // Package api is callgate's HTTP API: echo handlers over controller.CallService,
 // one JSON error shape for every failure, request IDs, an access log that never
-// carries a full phone number or a request body, Prometheus metrics and the
-// OpenAPI document (openapi.yaml, embedded and served at /v1/openapi.yaml).
+// carries a full phone number or a request body, responses that show phone
+// numbers whole only to roles allowed to see them (privacy.go), per-token
+// rate limits (ratelimit.go), the regulator traceability export (export.go),
+// Prometheus metrics and the OpenAPI document (openapi.yaml, embedded and
+// served at /v1/openapi.yaml).
 //
 // It never imports a switch driver or the PostgreSQL store: cmd/callgate wires
 // a controller.CallService in.
@@ -66,7 +69,18 @@ type Config struct {
 	// implements controller.TokenToucher, a token's last use is recorded
 	// at most once a minute. Not configurable from the environment.
 	Auth controller.TokenStore
-	// Now is the clock for token expiry and audit entries. Default time.Now.
+	// TokenLimit is each API token's request budget: a token bucket of
+	// Burst requests refilled at Rate a second; past it, 429. Zero: no
+	// limit. callgate serve sets DefaultTokenLimit (20/s, burst 40) unless
+	// Main.RateLimits says otherwise. Not configurable from the environment.
+	TokenLimit RateLimit
+	// AnonLimit is each client IP's budget of failed authentications,
+	// smaller than a token's; past it, 429 instead of 401 and no audit
+	// entry. Zero: no limit. callgate serve sets DefaultAnonLimit (2/s,
+	// burst 10) unless Main.RateLimits says otherwise.
+	AnonLimit RateLimit
+	// Now is the clock for token expiry, audit entries and rate limits.
+	// Default time.Now.
 	Now func() time.Time
 }
 
@@ -86,6 +100,14 @@ func (c Config) Validate() error {
 		return controller.FieldError("ImportTimeout", "must not be negative")
 	case c.MaxPromptBytes < 0:
 		return controller.FieldError("MaxPromptBytes", "must not be negative")
+	}
+	if err := c.TokenLimit.validate("TokenLimit"); err != nil {
+		return err
+	}
+	if err := c.AnonLimit.validate("AnonLimit"); err != nil {
+		return err
+	}
+	switch {
 	case c.Auth == nil:
 		return controller.FieldError("Auth", "a token store is required")
 	}
@@ -127,9 +149,15 @@ type Server struct {
 	recordings controller.RecordingAdmin // nil: the recording routes answer 503
 	// recordingAccess, when set, decides who may stream a recording.
 	recordingAccess RecordingAccess
-	// auditLog, when set, records every change, recording stream and
-	// refusal (SetAudit).
+	// auditLog, when set, records every change, recording stream, export
+	// and refusal (SetAudit).
 	auditLog controller.AuditLog
+	// traces, when set, serves the traceability export (SetTraceExporter).
+	traces controller.TraceExporter
+	// tokenLimit and anonLimit are the request budgets per API token and
+	// per client IP failing authentication (ratelimit.go).
+	tokenLimit, anonLimit *limiter
+
 	logger   *slog.Logger
 	echo     *echo.Echo
 	metrics  *httpMetrics
@@ -156,6 +184,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 		metrics: newHTTPMetrics(reg),
 		routes:  map[string]bool{},
 	}
+	s.tokenLimit, s.anonLimit = newLimiter(s.cfg.TokenLimit), newLimiter(s.cfg.AnonLimit)
 	e := s.echo
 	e.HideBanner = true
 	e.HidePort = true
@@ -183,6 +212,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	s.route(http.MethodPost, "/v1/compliance/check", s.checkCompliance, allow(admin, agent, auditor), limit)
 	s.route(http.MethodGet, "/v1/attempts/:id", s.getAttempt, ownCalls(admin, agent, auditor))
 	s.route(http.MethodGet, "/v1/audit", s.listAudit, allow(admin, auditor))
+	s.route(http.MethodGet, exportTracePath, s.exportTrace, allow(admin))
 	s.registerComplianceAdmin(limit)
 	s.registerMedia(limit)
 

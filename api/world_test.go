@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/callgate/callgate/controller"
 )
@@ -31,6 +32,7 @@ var (
 	_ controller.ComplianceAdmin = (*world)(nil)
 	_ controller.FlowAdmin       = (*world)(nil)
 	_ controller.RecordingAdmin  = (*world)(nil)
+	_ controller.TraceExporter   = (*world)(nil)
 )
 
 var errNF = controller.Errorf(controller.ENOTFOUND, "not found")
@@ -408,4 +410,36 @@ func (w *world) PauseRecording(ctx context.Context, tenant string, call controll
 
 func (w *world) ResumeRecording(ctx context.Context, tenant string, call controller.CallID) error {
 	return w.PauseRecording(ctx, tenant, call)
+}
+
+// TraceExporter: the tenant's calls, as the real store exports them.
+func (w *world) ExportTrace(_ context.Context, tenant string, from, to time.Time, fn func(controller.TraceRow) error) error {
+	if !from.Before(to) {
+		return controller.FieldError("from", "must be before to")
+	}
+	ids := slices.Sorted(func(yield func(controller.CallID) bool) {
+		for id := range w.calls {
+			if !yield(id) {
+				return
+			}
+		}
+	})
+	for _, id := range ids {
+		c := w.calls[id]
+		if c.TenantID != tenant || c.CreatedAt.Before(from) || !c.CreatedAt.Before(to) {
+			continue
+		}
+		var recs []string
+		for _, r := range w.recs {
+			if r.CallID == c.ID {
+				recs = append(recs, r.ID)
+			}
+		}
+		if err := fn(controller.TraceRow{CallID: c.ID, TenantID: c.TenantID, Source: "api", CreatedAt: c.CreatedAt,
+			EndedAt: c.EndedAt, To: c.To, CallerID: c.From, Purpose: string(c.Purpose), State: c.State, HangupCause: c.HangupCause, Decision: c.Decision,
+			ConsentIDs: []string{}, RecordingIDs: recs}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

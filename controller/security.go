@@ -19,6 +19,12 @@ const (
 	RoleAuditor Role = "auditor" // reads the audit log and decision logs, nothing else
 )
 
+// SeesFullNumbers reports whether the role is shown phone numbers whole in
+// API responses; every other role sees them as ****1234. Today that is
+// admin alone, always: this is the one place a policy flag would narrow it
+// (DESIGN 1.2, "sees full numbers where the policy allows").
+func (r Role) SeesFullNumbers() bool { return r == RoleAdmin }
+
 // Roles lists every role.
 func Roles() []Role { return []Role{RoleAdmin, RoleAgent, RoleQA, RoleAuditor} }
 

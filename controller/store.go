@@ -173,3 +173,35 @@ type CallService interface {
 	// ENOTFOUND if the call does not exist.
 	GetAttempt(ctx context.Context, tenant string, id CallID) (Attempt, error)
 }
+
+// TraceRow is one call of a regulator traceability export: where it came
+// from, the number it called and the one it presented, what the compliance
+// gate decided (at creation and at dial time, with the policy and each
+// rule's evidence), the consents it relied on or produced, and its
+// recordings. Numbers are whole: exports are for admins only.
+type TraceRow struct {
+	CallID       CallID     `json:"call_id"`
+	TenantID     string     `json:"tenant_id"`
+	Source       string     `json:"source"` // "api" (campaigns arrive later)
+	CreatedAt    time.Time  `json:"created_at"`
+	EndedAt      *time.Time `json:"ended_at,omitempty"`
+	To           string     `json:"to"`
+	CallerID     string     `json:"caller_id"`
+	Purpose      string     `json:"purpose,omitempty"`
+	State        CallState  `json:"state"`
+	HangupCause  string     `json:"hangup_cause,omitempty"`
+	Decision     *Decision  `json:"decision,omitempty"`
+	DialDecision *Decision  `json:"dial_decision,omitempty"`
+	ConsentIDs   []string   `json:"consent_ids"`   // consents the decisions cited or the call recorded
+	RecordingIDs []string   `json:"recording_ids"` // their integrity hashes are in the recordings API
+}
+
+// TraceExporter streams the traceability export (controller/postgres,
+// through an adapter in cmd/callgate).
+type TraceExporter interface {
+	// ExportTrace calls fn with the traceability row of each of the
+	// tenant's calls created in [from, to), oldest first, in constant
+	// memory; it stops at fn's first error and returns it. Returns
+	// EINVALID for an empty tenant or when from is not before to.
+	ExportTrace(ctx context.Context, tenant string, from, to time.Time, fn func(TraceRow) error) error
+}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/callgate/callgate/controller"
@@ -153,23 +152,6 @@ func setupAudit(t *testing.T, n int) *auditBundle {
 	return b
 }
 
-// tamper runs statements with the audit log's maintenance switch on, as an
-// attacker with direct database access would.
-func (b *auditBundle) tamper(t *testing.T, sqls ...string) {
-	t.Helper()
-	require.NoError(t, pgx.BeginFunc(b.ctx, b.store.DB().Pool(), func(tx pgx.Tx) error {
-		if _, err := tx.Exec(b.ctx, `SET LOCAL callgate.audit_maintenance = 'on'`); err != nil {
-			return err
-		}
-		for _, sql := range sqls {
-			if _, err := tx.Exec(b.ctx, sql); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
-}
-
 // verify runs `callgate audit verify` on the bundle's database.
 func (b *auditBundle) verify(t *testing.T) (string, error) {
 	t.Helper()
@@ -203,19 +185,16 @@ func TestAuditVerifyCommandFindsTampering(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		sqls    []string
+		tamper  func(t testing.TB, db *postgres.DB)
 		message string
 	}{
-		{"edited entry", []string{`UPDATE audit_log SET detail = 'to ****0000' WHERE seq = 4`},
+		{"edited entry", func(t testing.TB, db *postgres.DB) { pgtest.EditAudit(t, db, 4) },
 			"audit chain broken at seq 4: hash mismatch: the entry was edited"},
-		{"deleted entry", []string{`DELETE FROM audit_log WHERE seq = 4`},
+		{"deleted entry", func(t testing.TB, db *postgres.DB) { pgtest.DeleteAudit(t, db, 4) },
 			"audit chain broken at seq 4: seq gap between 3 and 5: entry 4 was removed"},
-		{"swapped entries", []string{
-			`UPDATE audit_log SET seq = 1000 WHERE seq = 4`,
-			`UPDATE audit_log SET seq = 4 WHERE seq = 5`,
-			`UPDATE audit_log SET seq = 5 WHERE seq = 1000`,
-		}, "audit chain broken at seq 4: prev_hash does not match the hash of seq 3: linkage broken"},
-		{"deleted head", []string{`DELETE FROM audit_log WHERE seq <= 2`},
+		{"swapped entries", func(t testing.TB, db *postgres.DB) { pgtest.SwapAudit(t, db, 4, 5) },
+			"audit chain broken at seq 4: prev_hash does not match the hash of seq 3: linkage broken"},
+		{"deleted head", func(t testing.TB, db *postgres.DB) { pgtest.DeleteAuditHead(t, db, 2) },
 			"audit chain broken at seq 3: the log starts at seq 3, not 1: entries 1 to 2 were removed"},
 	}
 	for _, tt := range tests {
@@ -223,7 +202,7 @@ func TestAuditVerifyCommandFindsTampering(t *testing.T) {
 			b := setupAudit(t, 7)
 			out, err := b.verify(t)
 			require.NoError(t, err, "intact before: %s", out)
-			b.tamper(t, tt.sqls...)
+			tt.tamper(t, b.store.DB())
 			out, err = b.verify(t)
 			require.ErrorContains(t, err, tt.message)
 			require.Empty(t, out, "nothing claims the log is intact")

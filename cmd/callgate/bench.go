@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/callgate/callgate/api"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -68,7 +69,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	cfg.Dialer.ClaimBatch = 256
 	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
 		DialTemplate: *template, Trunk: "carrier"}}
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		// The bench is one client hammering with one token on purpose.
+		TokenLimit: api.RateLimit{Rate: 1e9, Burst: 1 << 30}}
 	if err := m.Run(ctx); err != nil {
 		return err
 	}

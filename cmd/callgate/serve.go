@@ -37,6 +37,10 @@ type Main struct {
 	// and every recording seal (tests wait on them).
 	OnRunEnded func(controller.FlowRun)
 	OnSealed   func(controller.CallID, error)
+	// TokenLimit and AnonLimit, when not zero, replace the API's request
+	// budgets per token and per address failing authentication
+	// (api.DefaultTokenLimit, api.DefaultAnonLimit); the bench raises them.
+	TokenLimit, AnonLimit api.RateLimit
 
 	db      *postgres.DB
 	service *dialer.Service
@@ -130,8 +134,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	// Every /v1 request is authenticated against the tokens in the
 	// database (callgate token create).
-	srv := api.New(api.Config{Auth: store}, m.service, reg, m.Logger)
+	apiCfg := api.Config{Auth: store, TokenLimit: api.DefaultTokenLimit, AnonLimit: api.DefaultAnonLimit}
+	if m.TokenLimit.On() {
+		apiCfg.TokenLimit = m.TokenLimit
+	}
+	if m.AnonLimit.On() {
+		apiCfg.AnonLimit = m.AnonLimit
+	}
+	if err := apiCfg.Validate(); err != nil {
+		return fmt.Errorf("API: %w", err)
+	}
+	srv := api.New(apiCfg, m.service, reg, m.Logger)
 	srv.SetMedia(m.media, m.media)
+	srv.SetTraceExporter(traceExporter{store})
 	if l, ok := any(store).(controller.AuditLog); ok {
 		srv.SetAudit(l)
 	}
@@ -227,4 +242,16 @@ func (m *Main) Close() error {
 		m.db = nil
 	}
 	return errors.Join(errs...)
+}
+
+// traceExporter serves the API's traceability export from the PostgreSQL
+// store, whose rows it converts to the domain's.
+type traceExporter struct{ store *postgres.Store }
+
+var _ controller.TraceExporter = traceExporter{}
+
+func (t traceExporter) ExportTrace(ctx context.Context, tenant string, from, to time.Time, fn func(controller.TraceRow) error) error {
+	return t.store.ExportTrace(ctx, tenant, from, to, func(r postgres.TraceRow) error {
+		return fn(controller.TraceRow(r))
+	})
 }

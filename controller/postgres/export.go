@@ -83,7 +83,7 @@ func (s *Store) ExportTrace(ctx context.Context, tenant string, from, to time.Ti
 					return fmt.Errorf("exporting call %s: decoding decision: %w", r.CallID, err)
 				}
 			}
-			r.ConsentIDs = append(r.ConsentIDs, citedConsents(r.Decision, r.DialDecision, r.ConsentIDs)...)
+			r.ConsentIDs = append(r.ConsentIDs, citedConsents(r.ConsentIDs, r.Decision, r.DialDecision)...)
 			batch = append(batch, r)
 		}
 		rows.Close()

@@ -23,7 +23,7 @@ func TestString(t *testing.T) {
 		"at 2026-11-21 11:12:04.357 took 1500 ms":      "at 2026-11-21 11:12:04.357 took 1500 ms",
 		"attempt 12345678 of ****1234":                 "attempt ****5678 of ****1234",
 		"version v1.10.12, port 8021, 44 bytes":        "version v1.10.12, port 8021, 44 bytes",
-		"uuid_kill abc123456789":                       "uuid_kill abc123456789",
+		"job_kill abc123456789":                        "job_kill abc123456789",
 		"recording_9876543210.wav":                     "recording_9876543210.wav",
 		"no digits at all":                             "no digits at all",
 		"1234567890123456 is too long for E.164 (16)":  "1234567890123456 is too long for E.164 (16)",

@@ -148,6 +148,7 @@ type Lookup interface {
 type Recheck struct {
 	Call   Call
 	Decide DecideFunc
+	Hint   LookupHint // what the decision will not read
 }
 
 // RecheckResult is the outcome of one Recheck. Err set means the call must
@@ -182,4 +183,26 @@ type Attempt struct {
 	DialDecision   *Decision  `json:"dial_decision,omitempty"`
 	BlockedReasons []string   `json:"blocked_reasons,omitempty"`
 	CreatedAt      time.Time  `json:"created_at"`
+}
+
+// LookupHint tells a store which reads a decision will not need, so that it
+// can skip reading them ahead (a Lookup still answers them if asked: a wrong
+// hint costs a round trip, never a wrong answer). The zero value skips
+// nothing.
+type LookupHint struct {
+	NoConsents bool // the policy requires no consent for the call's purpose
+	NoCallerID bool // the policy does not restrict caller IDs to owned numbers
+}
+
+type lookupHintKey struct{}
+
+// WithLookupHint returns ctx carrying h for the store's Lookup.
+func WithLookupHint(ctx context.Context, h LookupHint) context.Context {
+	return context.WithValue(ctx, lookupHintKey{}, h)
+}
+
+// LookupHintFrom returns the hint ctx carries (the zero hint if none).
+func LookupHintFrom(ctx context.Context) LookupHint {
+	h, _ := ctx.Value(lookupHintKey{}).(LookupHint)
+	return h
 }

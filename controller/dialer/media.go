@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
@@ -69,4 +70,11 @@ func (s *Service) Switch(name string) (controller.Switch, bool) {
 		return o.sw, true
 	}
 	return nil, false
+}
+
+// lookupHint says which reads the gate will not make for c under p, so the
+// store can skip reading them ahead (a wrong hint only costs a round trip).
+func lookupHint(p compliance.Policy, c controller.Call) controller.LookupHint {
+	needsConsent := c.Purpose != "" && slices.Contains(p.ConsentRequired, c.Purpose)
+	return controller.LookupHint{NoConsents: !needsConsent, NoCallerID: !p.CallerIDOwnedOnly}
 }

@@ -257,9 +257,10 @@ func (o *owner) recheck(ctx context.Context, calls []controller.Call) ([]control
 		}
 		media[c.ID] = m
 		decide := o.svc.decider(c, controller.StageDial)
-		batch = append(batch, controller.Recheck{Call: c, Decide: func(_ context.Context, l controller.Lookup) (controller.Decision, error) {
-			return decide(pctx, l)
-		}})
+		batch = append(batch, controller.Recheck{Call: c, Hint: lookupHint(o.svc.policyIn(pctx), c),
+			Decide: func(_ context.Context, l controller.Lookup) (controller.Decision, error) {
+				return decide(pctx, l)
+			}})
 		pending = append(pending, c)
 	}
 	if len(batch) == 0 {

@@ -327,6 +327,7 @@ func (s *Service) CreateCall(ctx context.Context, req controller.CreateCallReque
 	if err != nil {
 		return controller.Call{}, false, err
 	}
+	pctx = controller.WithLookupHint(pctx, lookupHint(s.policyIn(pctx), c))
 	call, created, d, err := s.store.CreateCallGated(pctx, c, requestHash(req), s.decider(c, controller.StageCreate))
 	if err != nil {
 		return controller.Call{}, false, fmt.Errorf("queueing call: %w", err)

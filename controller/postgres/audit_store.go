@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -46,7 +48,83 @@ func (s *Store) AppendAudit(ctx context.Context, e controller.AuditEntry) (contr
 	if err := checkAuditEntry(e); err != nil {
 		return controller.AuditEntry{}, fmt.Errorf("appending audit entry: %w", err)
 	}
-	var out controller.AuditEntry
+	// Group commit: the entry joins whatever is waiting, one writer appends
+	// the lot in one transaction and commits once, and every caller returns
+	// only when its own entry is durable. Appends stay serialised (one
+	// chain) without one commit per request.
+	r := &auditReq{e: e, done: make(chan auditResult, 1)}
+	g := &s.audit
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	start := !g.running
+	g.running = true
+	g.mu.Unlock()
+	if start {
+		go s.writeAudit()
+	}
+	select {
+	case res := <-r.done:
+		if res.err != nil {
+			return controller.AuditEntry{}, fmt.Errorf("appending audit entry: %w", res.err)
+		}
+		return res.e, nil
+	case <-ctx.Done():
+		// The entry may still be written: it is in the queue.
+		return controller.AuditEntry{}, fmt.Errorf("appending audit entry: %w", ctx.Err())
+	}
+}
+
+// auditGroup queues audit appends for the writer.
+type auditGroup struct {
+	mu      sync.Mutex
+	pending []*auditReq
+	running bool // a writer goroutine is draining pending
+}
+
+type auditReq struct {
+	e    controller.AuditEntry
+	done chan auditResult
+}
+
+type auditResult struct {
+	e   controller.AuditEntry
+	err error
+}
+
+// auditBatchTimeout bounds one group's transaction.
+const auditBatchTimeout = 30 * time.Second
+
+// writeAudit appends queued entries, a group at a time, until none is
+// left.
+func (s *Store) writeAudit() {
+	g := &s.audit
+	for {
+		g.mu.Lock()
+		batch := g.pending
+		g.pending = nil
+		if len(batch) == 0 {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), auditBatchTimeout)
+		out, err := s.appendAuditGroup(ctx, batch)
+		cancel()
+		for i, r := range batch {
+			if err != nil {
+				r.done <- auditResult{err: translate(err)}
+			} else {
+				r.done <- auditResult{e: out[i]}
+			}
+		}
+	}
+}
+
+// appendAuditGroup appends batch's entries, in order, in one transaction
+// holding the log's lock.
+func (s *Store) appendAuditGroup(ctx context.Context, batch []*auditReq) ([]controller.AuditEntry, error) {
+	out := make([]controller.AuditEntry, len(batch))
 	err := pgx.BeginTxFunc(ctx, s.db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, auditLockSQL); err != nil {
 			return err
@@ -56,32 +134,35 @@ func (s *Store) AppendAudit(ctx context.Context, e controller.AuditEntry) (contr
 		var (
 			lastSeq  *int64
 			lastHash []byte
+			at       time.Time
 		)
-		out = e
 		err := tx.QueryRow(ctx, `
 			SELECT l.seq, l.hash, clock_timestamp()
 			FROM (SELECT 1) AS one
 			LEFT JOIN LATERAL (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) AS l ON true`,
-		).Scan(&lastSeq, &lastHash, &out.At)
+		).Scan(&lastSeq, &lastHash, &at)
 		if err != nil {
 			return err
 		}
-		out.At = out.At.UTC()
-		out.Seq, out.PrevHash = 1, auditZeroHash
+		seq, prev := int64(1), auditZeroHash
 		if lastSeq != nil {
-			out.Seq, out.PrevHash = *lastSeq+1, lastHash
+			seq, prev = *lastSeq+1, lastHash
 		}
-		out.Hash = controller.AuditHash(out)
-		_, err = tx.Exec(ctx, `INSERT INTO audit_log (`+auditColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			out.Seq, out.At, out.TenantID, out.TokenID, string(out.Role), out.Action, out.Target, out.Outcome,
-			out.Status, out.RequestID, out.Detail, out.PrevHash, out.Hash)
-		return err
+		b := &pgx.Batch{}
+		for i, r := range batch {
+			e := r.e
+			e.At, e.Seq, e.PrevHash = at.UTC(), seq+int64(i), prev
+			e.Hash = controller.AuditHash(e)
+			prev = e.Hash
+			out[i] = e
+			b.Queue(`INSERT INTO audit_log (`+auditColumns+`)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+				e.Seq, e.At, e.TenantID, e.TokenID, string(e.Role), e.Action, e.Target, e.Outcome,
+				e.Status, e.RequestID, e.Detail, e.PrevHash, e.Hash)
+		}
+		return tx.SendBatch(ctx, b).Close()
 	})
-	if err != nil {
-		return controller.AuditEntry{}, fmt.Errorf("appending audit entry: %w", translate(err))
-	}
-	return out, nil
+	return out, err
 }
 
 // checkAuditEntry returns an EINVALID error naming the field of e that

@@ -20,7 +20,8 @@ var _ controller.CallStore = (*Store)(nil)
 
 // Store is controller.CallStore on PostgreSQL.
 type Store struct {
-	db *DB
+	db    *DB
+	audit auditGroup // group commit of audit appends
 }
 
 // NewStore returns a store on db.

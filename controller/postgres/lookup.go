@@ -44,6 +44,7 @@ type txLookup struct {
 	number  string
 	exclude int64  // an attempt CountAttempts leaves out: the one being rechecked
 	from    string // a caller ID whose ownership lock prefetches, if any
+	hint    controller.LookupHint
 	pre     prefetched
 }
 
@@ -59,17 +60,18 @@ const (
 // every write they could see takes the same lock or does not matter within
 // one decision.
 type prefetched struct {
-	ok       bool // lock ran: everything below was read, the optional parts as flagged
-	consents map[controller.Purpose]controller.Consent
-	refusal  *controller.Refusal // the unlifted one lasting longest
-	hitsOK   bool                // hits was read (the number is E.164)
-	hits     []controller.DNCHit
-	lists    []controller.DNCList
-	horizon  time.Time
-	allowed  []time.Time // allowed_at of the counted attempts since horizon
-	allOK    bool        // allowed holds all of them
-	from     string      // a caller ID whose ownership was read, if any
-	owned    bool
+	ok         bool // lock ran: everything below was read, the optional parts as flagged
+	consentsOK bool // consents was read (the hint did not skip it)
+	consents   map[controller.Purpose]controller.Consent
+	refusal    *controller.Refusal // the unlifted one lasting longest
+	hitsOK     bool                // hits was read (the number is E.164)
+	hits       []controller.DNCHit
+	lists      []controller.DNCList
+	horizon    time.Time
+	allowed    []time.Time // allowed_at of the counted attempts since horizon
+	allOK      bool        // allowed holds all of them
+	from       string      // a caller ID whose ownership was read, if any
+	owned      bool
 }
 
 // lock begins the transaction with begin (beginReadWrite or beginReadOnly;
@@ -96,6 +98,8 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		digits           []int64
 		fromTenants      []string
 		froms            []string
+		consentTenants   []string
+		consentNumbers   []string
 		byNumber         = make(map[string]*txLookup, n)
 		byDigits         = make(map[int64]*txLookup, n)
 		horizon          = time.Now().Add(-prefetchHorizon)
@@ -113,9 +117,13 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 			byDigits[d] = l
 			l.pre.hitsOK, l.pre.hits = true, []controller.DNCHit{}
 		}
-		if l.from != "" {
+		if l.from != "" && !l.hint.NoCallerID {
 			fromTenants, froms = append(fromTenants, l.tenant), append(froms, l.from)
 			l.pre.from = l.from
+		}
+		if !l.hint.NoConsents {
+			consentTenants, consentNumbers = append(consentTenants, l.tenant), append(consentNumbers, l.number)
+			l.pre.consentsOK = true
 		}
 	}
 	b := &pgx.Batch{}
@@ -124,17 +132,19 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		b.Queue(genericPlans)
 	}
 	b.Queue(lockNumbersSQL, numbers)
-	b.Queue(`SELECT DISTINCT ON (tenant_id, number, purpose) `+consentColumns+` FROM consents
-		WHERE (tenant_id, number) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-		ORDER BY tenant_id, number, purpose, given_at DESC`, tenants, numbers,
-	).Query(func(rows pgx.Rows) error {
-		_, err := collectEach(rows, func(r pgx.Row) (controller.Consent, error) { return scanConsent(r) }, func(c controller.Consent) {
-			if l := byNumber[c.Number]; l != nil && l.tenant == c.TenantID {
-				l.pre.consents[c.Purpose] = c
-			}
+	if len(consentNumbers) > 0 {
+		b.Queue(`SELECT DISTINCT ON (tenant_id, number, purpose) `+consentColumns+` FROM consents
+			WHERE (tenant_id, number) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+			ORDER BY tenant_id, number, purpose, given_at DESC`, consentTenants, consentNumbers,
+		).Query(func(rows pgx.Rows) error {
+			_, err := collectEach(rows, func(r pgx.Row) (controller.Consent, error) { return scanConsent(r) }, func(c controller.Consent) {
+				if l := byNumber[c.Number]; l != nil && l.tenant == c.TenantID {
+					l.pre.consents[c.Purpose] = c
+				}
+			})
+			return err
 		})
-		return err
-	})
+	}
 	b.Queue(`SELECT DISTINCT ON (number) `+refusalColumns+` FROM refusals
 		WHERE number = ANY($1::text[]) AND lifted_at IS NULL
 		ORDER BY number, until DESC NULLS FIRST`, numbers).Query(func(rows pgx.Rows) error {
@@ -283,7 +293,7 @@ func (l *txLookup) ActiveConsent(ctx context.Context, tenant, number string, pur
 	if err != nil {
 		return nil, fmt.Errorf("looking up consent: %w", err)
 	}
-	if number == l.number {
+	if number == l.number && l.pre.consentsOK {
 		if c, ok := l.pre.consents[purpose]; ok {
 			return &c, nil
 		}

@@ -662,3 +662,28 @@ func TestRecheckAttemptsLockOrder(t *testing.T) {
 		require.NoError(t, r.Err)
 	}
 }
+
+// TestLookupHintNeverChangesAnswers: a hint that skips reading ahead only
+// costs a round trip — a decision that asks anyway gets the same answer.
+func TestLookupHintNeverChangesAnswers(t *testing.T) {
+	b := setup(t)
+	const number = "+15550009000"
+	id, err := b.store.CreateConsent(b.ctx, controller.Consent{TenantID: controller.DefaultTenant, Number: number,
+		Purpose: controller.PurposeMarketing, Source: "api_import", GivenAt: time.Now()})
+	require.NoError(t, err)
+	require.NoError(t, b.store.AddOwnedNumber(b.ctx, controller.DefaultTenant, "+15550001111"))
+	for _, hint := range []controller.LookupHint{{}, {NoConsents: true, NoCallerID: true}} {
+		ctx := controller.WithLookupHint(b.ctx, hint)
+		_, err := b.store.Gate(ctx, "", number, func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
+			c, err := l.ActiveConsent(ctx, "", number, controller.PurposeMarketing)
+			require.NoError(t, err)
+			require.NotNil(t, c, "hint %+v", hint)
+			require.Equal(t, id, c.ID)
+			owned, err := l.CallerIDOwned(ctx, "", "+15550001111")
+			require.NoError(t, err)
+			require.True(t, owned, "hint %+v", hint)
+			return controller.Decision{}, nil
+		})
+		require.NoError(t, err)
+	}
+}

@@ -247,7 +247,7 @@ func (s *Switch) Originate(ctx context.Context, req controller.OriginateRequest)
 	if !s.connected() {
 		return notSent(ErrNotConnected)
 	}
-	if err := s.pace.wait(ctx); err != nil {
+	if err := s.pace.Wait(ctx); err != nil {
 		return notSent(err)
 	}
 	if !s.connected() {

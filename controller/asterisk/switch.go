@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/driverkit"
 )
 
 var (
@@ -40,7 +40,7 @@ type Switch struct {
 	disp  *dispatcher
 	media *mediaHub
 	stats counters
-	pace  pacer
+	pace  driverkit.Pacer
 
 	mu      sync.Mutex // guards linkUp, ctx, cancel, started, stopped
 	linkUp  bool
@@ -86,7 +86,7 @@ func New(cfg Config, sink controller.EventSink) (*Switch, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.MaxCPS > 0 {
-		s.pace.interval = time.Second / time.Duration(cfg.MaxCPS)
+		s.pace.Interval = time.Second / time.Duration(cfg.MaxCPS)
 	}
 	s.disp = newDispatcher(&s.stats, s.handle, func() { s.sink.SwitchConnected(s.cfg.Name) })
 	u, _ := url.Parse(cfg.URL)
@@ -228,7 +228,7 @@ func (s *Switch) supervise(ctx context.Context) {
 			}
 			s.log.Warn("cannot connect to switch", "err", err, "attempt", attempt+1)
 			s.updateStatus(func(st *controller.SwitchStatus) { st.LastError = s.scrub(err.Error()) })
-			if !sleepCtx(ctx, backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
+			if !driverkit.SleepCtx(ctx, driverkit.Backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
 				return
 			}
 			attempt++
@@ -263,7 +263,7 @@ func (s *Switch) supervise(ctx context.Context) {
 		if time.Since(since) >= s.cfg.ReconnectMax {
 			attempt = 0
 		}
-		if !sleepCtx(ctx, backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
+		if !driverkit.SleepCtx(ctx, driverkit.Backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
 			return
 		}
 		attempt++
@@ -392,53 +392,4 @@ func (s *Switch) scrub(text string) string {
 		return text
 	}
 	return strings.ReplaceAll(text, s.cfg.Password, "***")
-}
-
-// backoff returns the delay before reconnect attempt (0-based): uniform in
-// [0, min(max, min·2^attempt)] ("full jitter").
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := hi
-	if attempt < 30 {
-		if x := lo << attempt; x > 0 && x < hi {
-			d = x
-		}
-	}
-	return rand.N(d + 1)
-}
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// pacer spaces originates at least interval apart.
-type pacer struct {
-	mu       sync.Mutex
-	next     time.Time
-	interval time.Duration
-}
-
-func (p *pacer) wait(ctx context.Context) error {
-	if p.interval == 0 {
-		return nil
-	}
-	p.mu.Lock()
-	now := time.Now()
-	slot := p.next
-	if slot.Before(now) {
-		slot = now
-	}
-	p.next = slot.Add(p.interval)
-	p.mu.Unlock()
-	if d := slot.Sub(now); d > 0 && !sleepCtx(ctx, d) {
-		return ctx.Err()
-	}
-	return nil
 }

@@ -51,7 +51,7 @@ func (s *Switch) Originate(ctx context.Context, req controller.OriginateRequest)
 	if s.current() == nil {
 		return notSent(ErrNotConnected)
 	}
-	if err := s.pace.wait(ctx); err != nil {
+	if err := s.pace.Wait(ctx); err != nil {
 		return notSent(err)
 	}
 	c := s.current()

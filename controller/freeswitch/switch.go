@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"regexp"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/driverkit"
 )
 
 var _ controller.Switch = (*Switch)(nil)
@@ -165,7 +165,7 @@ type Switch struct {
 	calls *tracker
 	disp  *dispatcher
 	stats counters
-	pace  pacer
+	pace  driverkit.Pacer
 
 	mu      sync.Mutex // guards cur, cancel, started, stopped
 	cur     *conn      // the command connection, set while both are up
@@ -205,7 +205,7 @@ func New(cfg Config, sink controller.EventSink) (*Switch, error) {
 		s.plan.allowedNames[v] = true
 	}
 	if cfg.MaxCPS > 0 {
-		s.pace.interval = time.Second / time.Duration(cfg.MaxCPS)
+		s.pace.Interval = time.Second / time.Duration(cfg.MaxCPS)
 	}
 	s.disp = newDispatcher(&s.stats, s.deliver, func() { s.sink.SwitchConnected(s.cfg.Name) })
 	s.status = controller.SwitchStatus{Name: cfg.Name, Kind: "freeswitch", Address: cfg.Address,
@@ -332,7 +332,7 @@ func (s *Switch) supervise(ctx context.Context) {
 			}
 			s.log.Warn("cannot connect to switch", "err", err, "attempt", attempt+1)
 			s.updateStatus(func(st *controller.SwitchStatus) { st.LastError = scrubSecret(err.Error(), s.cfg.Password) })
-			if !sleepCtx(ctx, backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
+			if !driverkit.SleepCtx(ctx, driverkit.Backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
 				return
 			}
 			attempt++
@@ -361,7 +361,7 @@ func (s *Switch) supervise(ctx context.Context) {
 		if time.Since(c.since) >= s.cfg.ReconnectMax {
 			attempt = 0 // it was healthy for a while: start the backoff over
 		}
-		if !sleepCtx(ctx, backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
+		if !driverkit.SleepCtx(ctx, driverkit.Backoff(attempt, s.cfg.ReconnectMin, s.cfg.ReconnectMax)) {
 			return
 		}
 		attempt++
@@ -484,54 +484,4 @@ func (s *Switch) deliverJob(ev *event) {
 	}
 	s.sink.HandleChannelEvent(mapJob(s.cfg.Name, id, j))
 	s.stats.delivered.Add(1)
-}
-
-// backoff returns the delay before re-dial attempt (0-based): uniform in
-// [0, min(max, min·2^attempt)] ("full jitter").
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := hi
-	if attempt < 30 {
-		if x := lo << attempt; x > 0 && x < hi {
-			d = x
-		}
-	}
-	return rand.N(d + 1)
-}
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// pacer spaces originates at least interval apart.
-type pacer struct {
-	mu       sync.Mutex
-	next     time.Time
-	interval time.Duration
-}
-
-// wait blocks until the caller's slot; ctx.Err() if ctx ends first.
-func (p *pacer) wait(ctx context.Context) error {
-	if p.interval == 0 {
-		return nil
-	}
-	p.mu.Lock()
-	now := time.Now()
-	slot := p.next
-	if slot.Before(now) {
-		slot = now
-	}
-	p.next = slot.Add(p.interval)
-	p.mu.Unlock()
-	if d := slot.Sub(now); d > 0 && !sleepCtx(ctx, d) {
-		return ctx.Err()
-	}
-	return nil
 }

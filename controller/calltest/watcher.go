@@ -15,24 +15,22 @@ import (
 type Watcher struct {
 	mu      sync.Mutex
 	last    map[controller.CallID]controller.Call
-	changed chan struct{}
+	changed chan struct{} // closed and replaced on every change: wakes every waiter
 	timeout time.Duration
 }
 
 // New returns a Watcher whose waits give up after timeout.
 func New(timeout time.Duration) *Watcher {
-	return &Watcher{last: map[controller.CallID]controller.Call{}, changed: make(chan struct{}, 1), timeout: timeout}
+	return &Watcher{last: map[controller.CallID]controller.Call{}, changed: make(chan struct{}), timeout: timeout}
 }
 
-// Observe records c; it never blocks.
+// Observe records c and wakes every waiter; it never blocks.
 func (w *Watcher) Observe(c controller.Call) {
 	w.mu.Lock()
 	w.last[c.ID] = c
+	close(w.changed)
+	w.changed = make(chan struct{})
 	w.mu.Unlock()
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
 }
 
 // WaitFor waits until the call satisfies ok and returns it; it fails the
@@ -44,12 +42,13 @@ func (w *Watcher) WaitFor(t testing.TB, id controller.CallID, what string, ok fu
 	for {
 		w.mu.Lock()
 		c, seen := w.last[id]
+		changed := w.changed // taken with c: a change after this read closes it
 		w.mu.Unlock()
 		if seen && ok(c) {
 			return c
 		}
 		select {
-		case <-w.changed:
+		case <-changed:
 		case <-deadline.C:
 			t.Fatalf("call %s never became %s; last seen %+v", id, what, c)
 		}

@@ -92,7 +92,32 @@ func (s *Server) route(method, path string, h echo.HandlerFunc, p Policy, mws ..
 	if !p.Open {
 		chain = append(chain, s.authenticate, s.throttle, authorize(p))
 	}
+	chain = append(chain, checkParams)
 	s.echo.Add(method, path, h, append(chain, mws...)...)
+}
+
+// maxParamBytes bounds a path parameter (an id, a name, a number).
+const maxParamBytes = 256
+
+// checkParams answers 400 for a path parameter no resource can be named by:
+// empty, longer than maxParamBytes, with a control character, a slash or a
+// backslash, or a ".." (path traversal).
+func checkParams(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		for i, name := range c.ParamNames() {
+			v := c.ParamValues()[i]
+			switch {
+			case v == "" || len(v) > maxParamBytes:
+				return controller.FieldError(name, "must be 1 to %d bytes", maxParamBytes)
+			case strings.ContainsAny(v, "/\\") || strings.Contains(v, ".."):
+				return controller.FieldError(name, "must not contain a slash, a backslash or ..")
+			}
+			if err := plainText(name, v); err != nil {
+				return err
+			}
+		}
+		return next(c)
+	}
 }
 
 // authenticate resolves the bearer token to a principal, or answers 401.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -118,6 +119,28 @@ func (o object) str(name string, dst *string) error {
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return controller.FieldError(name, "must be a string")
 	}
+	return plainText(name, *dst)
+}
+
+// maxStringBytes bounds any string member of a request.
+const maxStringBytes = 4096
+
+// plainText rejects what no string member may carry, whatever it is for:
+// control characters (a newline ends an ESL command line; NUL ends C
+// strings), invalid UTF-8, and more than maxStringBytes. Members with a
+// narrower form are checked further by the services.
+func plainText(name, v string) error {
+	if len(v) > maxStringBytes {
+		return controller.FieldError(name, "must be at most %d bytes", maxStringBytes)
+	}
+	if !utf8.ValidString(v) {
+		return controller.FieldError(name, "must be valid UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return controller.FieldError(name, "must not contain control characters (newlines, tabs, NUL)")
+		}
+	}
 	return nil
 }
 
@@ -160,6 +183,12 @@ func (o object) stringMap(name string, dst *map[string]string) error {
 		var s string
 		if string(v) == "null" || json.Unmarshal(v, &s) != nil {
 			return controller.FieldError(name+"."+k, "must be a string")
+		}
+		if err := plainText(name+"."+k, s); err != nil {
+			return err
+		}
+		if err := plainText(name, k); err != nil {
+			return err
 		}
 		out[k] = s
 	}

@@ -96,10 +96,10 @@ func matrixRequests(t testing.TB) map[string]cellRequest {
 // tenant using the same name writes its own (or gets 409), never acme's.
 var upserts = []string{"PUT /v1/policies/:id", "PUT /v1/flows/:id", "POST /v1/prompts/:name"}
 
-// globalByDesign: refusals are a person's and hold for every tenant (the
-// store keeps no tenant on the refusal it returns), so lifting one by ID is
-// not tenant-scoped. Known gap: see the refusal store.
-var globalByDesign = []string{"POST /v1/refusals/:id/lift"}
+// globalByDesign lists routes whose resources every tenant shares. None:
+// a refusal lock holds for every tenant but only the tenant that recorded it
+// may lift it.
+var globalByDesign []string
 
 // target fills a route's path parameters with acme's IDs; for a call (or
 // its recording) alice's, or bob's when otherAgent.

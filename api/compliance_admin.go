@@ -309,7 +309,7 @@ func (s *Server) liftRefusal(c echo.Context) error {
 	if _, err := readObject(c, true); err != nil {
 		return err
 	}
-	out, err := adm.LiftRefusal(c.Request().Context(), c.Param("id"))
+	out, err := adm.LiftRefusal(c.Request().Context(), tenant(c), c.Param("id"))
 	if err != nil {
 		return err
 	}

@@ -157,7 +157,7 @@ func (f *fakeAdmin) ListRefusals(_ context.Context, number string) ([]controller
 	return out, nil
 }
 
-func (f *fakeAdmin) LiftRefusal(_ context.Context, id string) (controller.Refusal, error) {
+func (f *fakeAdmin) LiftRefusal(_ context.Context, _, id string) (controller.Refusal, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.refusals[id]

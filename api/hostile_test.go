@@ -774,8 +774,8 @@ func (h *hostileWorld) LockNumber(ctx context.Context, tenant string, req contro
 	return out, err
 }
 
-func (h *hostileWorld) LiftRefusal(ctx context.Context, id string) (controller.Refusal, error) {
-	out, err := h.world.LiftRefusal(ctx, id)
+func (h *hostileWorld) LiftRefusal(ctx context.Context, tenant, id string) (controller.Refusal, error) {
+	out, err := h.world.LiftRefusal(ctx, tenant, id)
 	h.wrote("LiftRefusal", err)
 	return out, err
 }

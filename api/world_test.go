@@ -13,18 +13,20 @@ import (
 
 // world is every service over two tenants' data.
 type world struct {
-	calls     map[controller.CallID]controller.Call
-	consents  map[string]controller.Consent
-	refusals  map[string]controller.Refusal
-	lists     map[string]controller.DNCList
-	dnc       map[string][]string
-	policies  map[string]controller.PolicyRecord
-	callerIDs map[string][]string
-	flows     map[string]controller.FlowRecord // tenant/id
-	prompts   map[string]controller.Prompt     // tenant/name
-	runs      map[controller.CallID]controller.FlowRun
-	recs      map[string]controller.Recording
-	audit     *fakeAudit
+	calls    map[controller.CallID]controller.Call
+	consents map[string]controller.Consent
+	refusals map[string]controller.Refusal
+	// refusalTenant is the tenant that recorded each refusal.
+	refusalTenant map[string]string
+	lists         map[string]controller.DNCList
+	dnc           map[string][]string
+	policies      map[string]controller.PolicyRecord
+	callerIDs     map[string][]string
+	flows         map[string]controller.FlowRecord // tenant/id
+	prompts       map[string]controller.Prompt     // tenant/name
+	runs          map[controller.CallID]controller.FlowRun
+	recs          map[string]controller.Recording
+	audit         *fakeAudit
 }
 
 var (
@@ -40,7 +42,7 @@ var errNF = controller.Errorf(controller.ENOTFOUND, "not found")
 func newWorld() *world {
 	w := &world{
 		calls: map[controller.CallID]controller.Call{}, consents: map[string]controller.Consent{},
-		refusals: map[string]controller.Refusal{}, lists: map[string]controller.DNCList{}, dnc: map[string][]string{},
+		refusals: map[string]controller.Refusal{}, refusalTenant: map[string]string{}, lists: map[string]controller.DNCList{}, dnc: map[string][]string{},
 		policies: map[string]controller.PolicyRecord{}, callerIDs: map[string][]string{},
 		flows: map[string]controller.FlowRecord{}, prompts: map[string]controller.Prompt{},
 		runs: map[controller.CallID]controller.FlowRun{}, recs: map[string]controller.Recording{}, audit: &fakeAudit{},
@@ -57,6 +59,7 @@ func newWorld() *world {
 	w.recs[recBob] = controller.Recording{ID: recBob, TenantID: tenantA, CallID: callBob, Status: "sealed", Size: 4}
 	w.consents[consentA] = controller.Consent{ID: consentA, TenantID: tenantA, Number: numberA, Purpose: controller.PurposeMarketing, Source: "api"}
 	w.refusals[refusalA] = controller.Refusal{ID: refusalA, Number: numberA, Source: "api"}
+	w.refusalTenant[refusalA] = tenantA
 	w.lists[listA] = controller.DNCList{ID: listA, TenantID: tenantA, Name: "acme internal", Kind: "internal"}
 	w.lists["national"] = controller.DNCList{ID: "national", Name: "National registry", Kind: "national"}
 	w.dnc[listA] = []string{numberA}
@@ -167,9 +170,10 @@ func (w *world) ListConsents(_ context.Context, tenant, number string) ([]contro
 	return out, nil
 }
 
-func (w *world) LockNumber(_ context.Context, _ string, req controller.RefusalRequest) (controller.RefusalLock, error) {
+func (w *world) LockNumber(_ context.Context, tenant string, req controller.RefusalRequest) (controller.RefusalLock, error) {
 	r := controller.Refusal{ID: "new-refusal", Number: req.Number, Source: "api", At: fixedTime}
 	w.refusals[r.ID] = r
+	w.refusalTenant[r.ID] = tenant
 	return controller.RefusalLock{Refusal: r}, nil
 }
 
@@ -184,10 +188,10 @@ func (w *world) ListRefusals(_ context.Context, number string) ([]controller.Ref
 	return out, nil
 }
 
-func (w *world) LiftRefusal(_ context.Context, id string) (controller.Refusal, error) {
+func (w *world) LiftRefusal(_ context.Context, tenant, id string) (controller.Refusal, error) {
 	r, ok := w.refusals[id]
-	if !ok {
-		return r, errNF
+	if !ok || w.refusalTenant[id] != tenant {
+		return controller.Refusal{}, errNF
 	}
 	return r, nil
 }

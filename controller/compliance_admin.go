@@ -79,7 +79,7 @@ type ComplianceAdmin interface {
 	ListRefusals(ctx context.Context, number string) ([]Refusal, error)
 	// LiftRefusal ends a refusal lock now and returns it. Returns ENOTFOUND,
 	// or ECONFLICT if it was already lifted.
-	LiftRefusal(ctx context.Context, id string) (Refusal, error)
+	LiftRefusal(ctx context.Context, tenant, id string) (Refusal, error)
 
 	// CreateDNCList records a list of the tenant and returns it. Returns
 	// EINVALID naming the field for bad input, ECONFLICT if the ID exists.

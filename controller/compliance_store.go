@@ -86,7 +86,7 @@ type ComplianceStore interface {
 	ListRefusals(ctx context.Context, number string) ([]Refusal, error)
 	// LiftRefusal ends a refusal lock at at (now if zero) and returns it.
 	// Returns ENOTFOUND, or ECONFLICT if it was already lifted.
-	LiftRefusal(ctx context.Context, id string, at time.Time) (Refusal, error)
+	LiftRefusal(ctx context.Context, tenant, id string, at time.Time) (Refusal, error)
 
 	// CreateDNCList records a list and returns it. Returns EINVALID naming
 	// the field for bad input, ECONFLICT if the ID exists.

@@ -157,8 +157,8 @@ func (a *complianceAdmin) hideForeignCalls(ctx context.Context, list []controlle
 }
 
 // LiftRefusal implements controller.ComplianceAdmin.
-func (a *complianceAdmin) LiftRefusal(ctx context.Context, id string) (controller.Refusal, error) {
-	return a.store().LiftRefusal(ctx, id, a.s.cfg.Now())
+func (a *complianceAdmin) LiftRefusal(ctx context.Context, tenant, id string) (controller.Refusal, error) {
+	return a.store().LiftRefusal(ctx, tenantOrDefault(tenant), id, a.s.cfg.Now())
 }
 
 // CreateDNCList implements controller.ComplianceAdmin.

@@ -52,10 +52,13 @@ func TestAdminRefusalCancelsQueued(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, refusals, 1)
 
-	// Lifted, the number may be called again.
-	_, err = adm.LiftRefusal(ctx, lock.Refusal.ID)
+	// Another tenant cannot lift it; the tenant that recorded it can, and
+	// the number may be called again.
+	_, err = adm.LiftRefusal(ctx, "other", lock.Refusal.ID)
+	require.Equal(t, controller.ENOTFOUND, controller.ErrorCode(err))
+	_, err = adm.LiftRefusal(ctx, controller.DefaultTenant, lock.Refusal.ID)
 	require.NoError(t, err)
-	_, err = adm.LiftRefusal(ctx, lock.Refusal.ID)
+	_, err = adm.LiftRefusal(ctx, controller.DefaultTenant, lock.Refusal.ID)
 	require.Equal(t, controller.ECONFLICT, controller.ErrorCode(err))
 	d, err := b.svc.CheckCompliance(ctx, controller.CheckRequest{To: "+12125551005", From: "+12125550100"})
 	require.NoError(t, err)

@@ -69,7 +69,7 @@ func TestLookupAnswers(t *testing.T) {
 	require.NoError(t, err)
 	lifted, _, err := b.store.LockNumber(b.ctx, "", controller.Refusal{Number: n, Source: "agent"})
 	require.NoError(t, err)
-	_, err = b.store.LiftRefusal(b.ctx, lifted, time.Time{})
+	_, err = b.store.LiftRefusal(b.ctx, controller.DefaultTenant, lifted, time.Time{})
 	require.NoError(t, err)
 	refused, _, err := b.store.LockNumber(b.ctx, "", controller.Refusal{Number: m, Source: "sms"})
 	require.NoError(t, err)

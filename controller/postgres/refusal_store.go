@@ -129,23 +129,28 @@ func (s *Store) ListRefusals(ctx context.Context, number string) ([]controller.R
 	return refusals, nil
 }
 
-// LiftRefusal ends a refusal lock at at (now if zero) and returns it.
-// Returns ENOTFOUND if it does not exist, ECONFLICT if it was already lifted.
-func (s *Store) LiftRefusal(ctx context.Context, id string, at time.Time) (controller.Refusal, error) {
+// LiftRefusal ends a refusal lock the tenant recorded at at (now if zero)
+// and returns it. Returns ENOTFOUND if the tenant recorded no such lock (a
+// lock holds for every tenant, but only the one that recorded it may lift
+// it), ECONFLICT if it was already lifted.
+func (s *Store) LiftRefusal(ctx context.Context, tenant, id string, at time.Time) (controller.Refusal, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return controller.Refusal{}, refusalNotFound(id)
+	}
+	if tenant == "" {
+		tenant = controller.DefaultTenant
 	}
 	var lifted bool
 	r, err := scanRefusal(s.db.pool.QueryRow(ctx, `
 		WITH u AS (
 			UPDATE refusals SET lifted_at = coalesce($2, statement_timestamp())
-			WHERE id = $1 AND lifted_at IS NULL
+			WHERE id = $1 AND lifted_at IS NULL AND tenant_id = $3
 			RETURNING `+refusalColumns+`
 		)
 		SELECT u.*, true FROM u
 		UNION ALL
-		SELECT `+refusalColumns+`, false FROM refusals WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM u)`,
-		id, nullTime(at)), &lifted)
+		SELECT `+refusalColumns+`, false FROM refusals WHERE id = $1 AND tenant_id = $3 AND NOT EXISTS (SELECT 1 FROM u)`,
+		id, nullTime(at), tenant), &lifted)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, refusalNotFound(id)
 	}

@@ -53,7 +53,7 @@ func TestPurgeExpired(t *testing.T) {
 
 	liftedRefusal, _, err := b.store.LockNumber(b.ctx, controller.DefaultTenant, controller.Refusal{Number: "+12125551007", Source: "api", At: threeYears})
 	require.NoError(t, err)
-	_, err = b.store.LiftRefusal(b.ctx, liftedRefusal, revokedLongAgo)
+	_, err = b.store.LiftRefusal(b.ctx, controller.DefaultTenant, liftedRefusal, revokedLongAgo)
 	require.NoError(t, err)
 	_, _, err = b.store.LockNumber(b.ctx, controller.DefaultTenant, controller.Refusal{Number: "+12125551008", Source: "api", At: threeYears})
 	require.NoError(t, err) // forever: in force, kept

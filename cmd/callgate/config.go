@@ -35,6 +35,11 @@ type Config struct {
 	// CALLGATE_TLS_CERT, CALLGATE_TLS_KEY.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// APIRate and APIBurst limit each API token's requests (a second, and
+	// at once); 0 takes the defaults (20/s, burst 40). Env CALLGATE_API_RATE,
+	// CALLGATE_API_BURST.
+	APIRate  float64 `yaml:"api_rate"`
+	APIBurst int     `yaml:"api_burst"`
 	// AllowPlaintext permits serving the API without TLS on an address that
 	// is not loopback (behind a TLS-terminating proxy on the same host or
 	// private network). Env CALLGATE_ALLOW_PLAINTEXT.
@@ -309,6 +314,20 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 			return cfg, fmt.Errorf("config: migrate (CALLGATE_MIGRATE): %q is not a boolean", v)
 		}
 		cfg.Migrate = b
+	}
+	if v := getenv("CALLGATE_API_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return cfg, fmt.Errorf("config: api_rate (CALLGATE_API_RATE): %q is not a non-negative number", v)
+		}
+		cfg.APIRate = f
+	}
+	if v := getenv("CALLGATE_API_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return cfg, fmt.Errorf("config: api_burst (CALLGATE_API_BURST): %q is not a non-negative number", v)
+		}
+		cfg.APIBurst = n
 	}
 	if v := getenv("CALLGATE_CALL_RETENTION_DAYS"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -135,6 +135,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// Every /v1 request is authenticated against the tokens in the
 	// database (callgate token create).
 	apiCfg := api.Config{Auth: store, TokenLimit: api.DefaultTokenLimit, AnonLimit: api.DefaultAnonLimit}
+	if m.Config.APIRate > 0 {
+		apiCfg.TokenLimit.Rate = m.Config.APIRate
+	}
+	if m.Config.APIBurst > 0 {
+		apiCfg.TokenLimit.Burst = m.Config.APIBurst
+	}
 	if m.TokenLimit.On() {
 		apiCfg.TokenLimit = m.TokenLimit
 	}

@@ -298,6 +298,9 @@ func (s *Server) hangupCall(c echo.Context) error {
 	if err := obj.str("cause", &cause); err != nil {
 		return err
 	}
+	if cause != "" && !controller.ValidHangupCause(cause) {
+		return controller.FieldError("cause", "must be a Q.850 cause name such as NORMAL_CLEARING")
+	}
 	if err := s.scopeToAgent(c); err != nil {
 		return err
 	}

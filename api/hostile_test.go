@@ -183,7 +183,6 @@ var knownGaps = map[string]hostileGap{
 	// Body members: the API checks only the JSON type and forwards the
 	// text. The real services validate some of them (noted); the API does not.
 	"POST /v1/calls body.* value-*":                         {reason: "members forwarded unchecked (timeout_seconds -1 and 16 digits pass too); only dialer.Service.validate (CheckText, ParseNumber, ranges) stands before the store and the switch"},
-	"POST /v1/calls/:id/hangup body.cause value-*":          {reason: "cause forwarded unchecked: the API does not call controller.ValidHangupCause"},
 	"POST /v1/compliance/check body.* value-*":              {reason: "dry run: to/from/purpose/region forwarded unchecked (dialer parses to and from; purpose and region unchecked); answered 200"},
 	"POST /v1/consents body.* value-*":                      {reason: "members forwarded unchecked; postgres checks number only (checkE164), not source/proof_ref/prompt_id/prompt_version/digit/call_id/purpose"},
 	"POST /v1/refusals body.* value-*":                      {reason: "members forwarded unchecked; postgres checks number only, not source/call_id"},
@@ -201,19 +200,9 @@ var knownGaps = map[string]hostileGap{
 
 	// Documents handed to the service undecoded.
 	"PUT /v1/policies/:id body unknown":        {reason: "policy document forwarded undecoded: unknown members are the policy decoder's to reject"},
-	"PUT /v1/flows/:id body empty":             {reason: "readFlow checks only the media type: empty, malformed and non-object bodies reach SaveFlow (the 500 is the fake echoing the stored bytes)", allow5xx: true},
-	"PUT /v1/flows/:id body malformed":         {reason: "readFlow checks only the media type: empty, malformed and non-object bodies reach SaveFlow (the 500 is the fake echoing the stored bytes)", allow5xx: true},
 	"PUT /v1/flows/:id body unknown":           {reason: "readFlow checks only the media type: empty, malformed and non-object bodies reach SaveFlow (the 500 is the fake echoing the stored bytes)", allow5xx: true},
-	"POST /v1/flows/validate body empty":       {reason: "readFlow checks only the media type: empty, malformed and non-object bodies are validated and answered 200"},
-	"POST /v1/flows/validate body malformed":   {reason: "readFlow checks only the media type: empty, malformed and non-object bodies are validated and answered 200"},
 	"POST /v1/flows/validate body unknown":     {reason: "readFlow checks only the media type: empty, malformed and non-object bodies are validated and answered 200"},
 	"POST /v1/dnc/lists/:id/import body empty": {reason: "an empty CSV upload reaches ImportDNC and is answered 200"},
-
-	// Pause and resume never read their body.
-	"POST /v1/calls/:id/recording/* body malformed":     {reason: "body never read: malformed, unknown members, wrong media type and a streamed oversized body are ignored and the command reaches the switch"},
-	"POST /v1/calls/:id/recording/* body unknown":       {reason: "body never read: malformed, unknown members, wrong media type and a streamed oversized body are ignored and the command reaches the switch"},
-	"POST /v1/calls/:id/recording/* body media-type":    {reason: "body never read: malformed, unknown members, wrong media type and a streamed oversized body are ignored and the command reaches the switch"},
-	"POST /v1/calls/:id/recording/* body huge-streamed": {reason: "body never read: malformed, unknown members, wrong media type and a streamed oversized body are ignored and the command reaches the switch"},
 
 	// Query parameters.
 	"GET /v1/calls query.* value-*":           {reason: "filters forwarded unchecked (state not checked with CallState.Valid, to not parsed); limit accepts \"+0123\" (strconv.Atoi takes a sign)"},

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -88,7 +91,29 @@ func readFlow(c echo.Context) ([]byte, error) {
 	if err := checkJSONContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
 		return nil, err
 	}
-	return readBody(c.Request())
+	body, err := readBody(c.Request())
+	if err != nil {
+		return nil, err
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return nil, controller.FieldError("flow", "the body must be a flow document: one JSON object")
+	}
+	return body, nil
+}
+
+// nameRE is the form of flow IDs and prompt names (the stores check the
+// same).
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// nameParam returns the path parameter param if it is a valid flow ID or
+// prompt name.
+func nameParam(c echo.Context, param string) (string, error) {
+	v := c.Param(param)
+	if !nameRE.MatchString(v) {
+		return "", controller.FieldError(param, "must be 1 to 63 lower-case letters, digits, _ or -, starting with a letter or digit")
+	}
+	return v, nil
 }
 
 // limitFlow is limitBody with maxFlowBytes.
@@ -129,11 +154,15 @@ func (s *Server) putFlow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	id, err := nameParam(c, "id")
+	if err != nil {
+		return err
+	}
 	body, err := readFlow(c)
 	if err != nil {
 		return err
 	}
-	rec, problems, err := adm.SaveFlow(c.Request().Context(), tenant(c), c.Param("id"), body)
+	rec, problems, err := adm.SaveFlow(c.Request().Context(), tenant(c), id, body)
 	if err != nil {
 		if controller.ErrorCode(err) == controller.EINVALID && len(problems) > 0 {
 			d := s.describe(err, c)
@@ -259,7 +288,11 @@ func (s *Server) uploadPrompt(c echo.Context) error {
 	if err != nil {
 		return controller.Errorf(controller.EINVALID, "reading multipart body: %v", err)
 	}
-	p := controller.Prompt{Name: c.Param("name"), TenantID: tenant(c)}
+	name, err := nameParam(c, "name")
+	if err != nil {
+		return err
+	}
+	p := controller.Prompt{Name: name, TenantID: tenant(c)}
 	seen := map[string]bool{}
 	bodyErr := func(what string, err error) error {
 		var tooBig *http.MaxBytesError
@@ -292,6 +325,9 @@ func (s *Server) uploadPrompt(c echo.Context) error {
 			}
 			if len(v) > 8<<10 {
 				return controller.FieldError(name, "longer than 8 KiB")
+			}
+			if err := plainText(name, string(v)); err != nil {
+				return err
 			}
 			if name == "text" {
 				p.Text = string(v)

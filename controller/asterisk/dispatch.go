@@ -2,11 +2,11 @@ package asterisk
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/driverkit"
 )
 
 // From the WebSocket reader to the sink
@@ -41,86 +41,38 @@ type inboxItem struct {
 const maxInbox = 1 << 18
 
 type dispatcher struct {
-	mu      sync.Mutex
-	inbox   []inboxItem
-	closed  bool
-	wake    chan struct{}
-	done    chan struct{}
-	spare   []inboxItem
+	inbox   driverkit.Inbox[inboxItem]
 	handle  func(*inboxItem)
 	connect func()
 	stats   *counters
 }
 
 func newDispatcher(stats *counters, handle func(*inboxItem), connected func()) *dispatcher {
-	return &dispatcher{wake: make(chan struct{}, 1), done: make(chan struct{}),
-		handle: handle, connect: connected, stats: stats}
+	return &dispatcher{inbox: driverkit.Inbox[inboxItem]{Max: maxInbox}, handle: handle, connect: connected, stats: stats}
 }
 
 // push queues an item; it never blocks for longer than an append.
 func (d *dispatcher) push(it inboxItem) {
-	d.mu.Lock()
-	if d.closed || len(d.inbox) >= maxInbox {
-		d.mu.Unlock()
+	if !d.inbox.Push(it) {
 		d.stats.overflow.Add(1)
 		return
 	}
-	d.inbox = append(d.inbox, it)
-	d.mu.Unlock()
 	d.stats.queued.Add(1)
-	d.signal()
 }
 
-func (d *dispatcher) mark(m marker) {
-	d.mu.Lock()
-	if !d.closed {
-		d.inbox = append(d.inbox, inboxItem{marker: m})
-	}
-	d.mu.Unlock()
-	d.signal()
-}
-
-func (d *dispatcher) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *dispatcher) mark(m marker) { d.inbox.Push(inboxItem{marker: m}) }
 
 // close stops the dispatcher after delivering everything queued, and waits.
-func (d *dispatcher) close() {
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
-	d.signal()
-	<-d.done
-}
+func (d *dispatcher) close() { d.inbox.Close() }
 
 func (d *dispatcher) run() {
-	defer close(d.done)
-	for {
-		<-d.wake
-		d.mu.Lock()
-		batch := d.inbox
-		d.inbox = d.spare[:0]
-		closed := d.closed
-		d.mu.Unlock()
-		for i := range batch {
-			if batch[i].marker == markConnected {
-				d.connect()
-			} else {
-				d.handle(&batch[i])
-			}
-			batch[i] = inboxItem{}
+	d.inbox.Run(func(it *inboxItem) {
+		if it.marker == markConnected {
+			d.connect()
+		} else {
+			d.handle(it)
 		}
-		d.spare = nil
-		if cap(batch) <= 1<<14 {
-			d.spare = batch[:0]
-		}
-		if closed {
-			return
-		}
-	}
+	})
 }
 
 // handle maps one queued item onto the sink and the media steps. It runs on

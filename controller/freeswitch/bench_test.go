@@ -12,11 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func queued(s *Switch) int {
-	s.disp.mu.Lock()
-	defer s.disp.mu.Unlock()
-	return len(s.disp.inbox)
-}
+func queued(s *Switch) int { return s.disp.inbox.Len() }
 
 // countSink counts deliveries; the dispatcher calls it from one goroutine.
 type countSink struct{ n int }

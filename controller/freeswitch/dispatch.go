@@ -1,8 +1,9 @@
 package freeswitch
 
 import (
-	"sync"
 	"sync/atomic"
+
+	"github.com/callgate/callgate/controller/driverkit"
 )
 
 // From the event reader to the sink
@@ -41,18 +42,9 @@ type inboxItem struct {
 // first.
 const maxInbox = 1 << 18
 
-// keepSpare is the largest batch buffer kept for reuse after a burst.
-const keepSpare = 1 << 14
-
 // dispatcher delivers queued events on one goroutine.
 type dispatcher struct {
-	mu     sync.Mutex
-	inbox  []inboxItem
-	closed bool
-	wake   chan struct{}
-	done   chan struct{}
-
-	spare     []inboxItem // owned by run
+	inbox     driverkit.Inbox[inboxItem]
 	deliver   func(*event)
 	connected func()
 	stats     *counters
@@ -61,8 +53,7 @@ type dispatcher struct {
 
 func newDispatcher(stats *counters, deliver func(*event), connected func()) *dispatcher {
 	return &dispatcher{
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		inbox:     driverkit.Inbox[inboxItem]{Max: maxInbox},
 		deliver:   deliver,
 		connected: connected,
 		stats:     stats,
@@ -71,74 +62,29 @@ func newDispatcher(stats *counters, deliver func(*event), connected func()) *dis
 
 // push queues an event. It never blocks for longer than an append.
 func (d *dispatcher) push(ev event) {
-	d.mu.Lock()
-	if d.closed || len(d.inbox) >= maxInbox {
-		d.mu.Unlock()
+	if !d.inbox.Push(inboxItem{ev: ev}) {
 		d.stats.overflow.Add(1)
 		return
 	}
-	d.inbox = append(d.inbox, inboxItem{ev: ev})
-	d.mu.Unlock()
 	d.stats.queued.Add(1)
-	d.signal()
 	if d.afterPush != nil {
 		d.afterPush()
 	}
 }
 
 // mark queues a marker behind every event already queued.
-func (d *dispatcher) mark(m marker) {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return
-	}
-	d.inbox = append(d.inbox, inboxItem{marker: m})
-	d.mu.Unlock()
-	d.signal()
-}
-
-func (d *dispatcher) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *dispatcher) mark(m marker) { d.inbox.Push(inboxItem{marker: m}) }
 
 // close stops the dispatcher after delivering everything queued, and waits
 // for it. Nothing is delivered after close returns.
-func (d *dispatcher) close() {
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
-	d.signal()
-	<-d.done
-}
+func (d *dispatcher) close() { d.inbox.Close() }
 
 func (d *dispatcher) run() {
-	defer close(d.done)
-	for {
-		<-d.wake
-		d.mu.Lock()
-		batch := d.inbox
-		d.inbox = d.spare[:0]
-		closed := d.closed
-		d.mu.Unlock()
-
-		for i := range batch {
-			if batch[i].marker == markConnected {
-				d.connected()
-			} else {
-				d.deliver(&batch[i].ev)
-			}
-			batch[i] = inboxItem{} // let the event's strings go
+	d.inbox.Run(func(it *inboxItem) {
+		if it.marker == markConnected {
+			d.connected()
+		} else {
+			d.deliver(&it.ev)
 		}
-		d.spare = nil
-		if cap(batch) <= keepSpare {
-			d.spare = batch[:0]
-		}
-		if closed {
-			return
-		}
-	}
+	})
 }

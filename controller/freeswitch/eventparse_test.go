@@ -182,7 +182,7 @@ func TestEventPathAllocations(t *testing.T) {
 		keep := ev.get(hUniqueID) == ours && channelKinds[ev.get(hEventName)] != ""
 		allocs := testing.AllocsPerRun(50, func() {
 			s.onEvent(&p, body)
-			s.disp.inbox = s.disp.inbox[:0]
+			s.disp.inbox.Reset()
 		})
 		if keep {
 			require.Equal(t, 1.0, allocs, "%s %s", ev.get(hEventName), ev.get(hUniqueID))
@@ -227,17 +227,13 @@ func fuzzSwitch() (*Switch, *sliceSink) {
 // dispatcher goroutine would.
 func (s *Switch) drain() {
 	d := s.disp
-	d.mu.Lock()
-	batch := d.inbox
-	d.inbox = nil
-	d.mu.Unlock()
-	for i := range batch {
-		if batch[i].marker == markConnected {
+	d.inbox.Drain(func(it *inboxItem) {
+		if it.marker == markConnected {
 			d.connected()
 		} else {
-			d.deliver(&batch[i].ev)
+			d.deliver(&it.ev)
 		}
-	}
+	})
 }
 
 // FuzzReadFrames drives the event connection's read loop over arbitrary

@@ -2,9 +2,9 @@ package api
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -192,19 +192,19 @@ func (s *Server) listAudit(c echo.Context) error {
 	}
 	var after int64
 	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return controller.FieldError("after", "must be a whole number ≥ 0")
+		n, err := wholeNumber("after", v, 0, math.MaxInt64)
+		if err != nil {
+			return err
 		}
 		after = n
 	}
 	limit := defaultAuditLimit
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxAuditLimit {
-			return controller.FieldError("limit", "must be an integer from 1 to %d", maxAuditLimit)
+		n, err := wholeNumber("limit", v, 1, maxAuditLimit)
+		if err != nil {
+			return err
 		}
-		limit = n
+		limit = int(n)
 	}
 	list, err := s.auditLog.ListAudit(c.Request().Context(), tenant(c), after, limit)
 	if err != nil {

@@ -3,7 +3,7 @@ package api
 import (
 	"net/http"
 	"net/url"
-	"strconv"
+	"regexp"
 	"strings"
 	"time"
 
@@ -198,6 +198,9 @@ func (s *Server) callEvents(c echo.Context) error {
 	return c.JSON(http.StatusOK, EventList{Events: viewOf(c).events(orEmpty(events))})
 }
 
+// e164ish is the form of a number in a filter: a + and 2 to 15 digits.
+var e164ish = regexp.MustCompile(`^\+?[0-9]{2,15}$`)
+
 // listFilters are the query parameters GET /v1/calls accepts.
 var listFilters = []string{"state", "switch", "to", "created_after", "created_before", "limit", "cursor"}
 
@@ -216,6 +219,17 @@ func (s *Server) listCalls(c echo.Context) error {
 		To:       plusFromQuery(q.Get("to")),
 		Cursor:   q.Get("cursor"),
 	}
+	if f.State != "" && !f.State.Valid() {
+		return controller.FieldError("state", "is not a call state")
+	}
+	for _, name := range []string{"switch", "to", "cursor"} {
+		if err := plainText(name, q.Get(name)); err != nil {
+			return err
+		}
+	}
+	if f.To != "" && !e164ish.MatchString(f.To) {
+		return controller.FieldError("to", "must be a phone number: digits with an optional leading +")
+	}
 	var err error
 	if f.CreatedAfter, err = queryTime(q, "created_after"); err != nil {
 		return err
@@ -227,11 +241,11 @@ func (s *Server) listCalls(c echo.Context) error {
 		return controller.FieldError("created_before", "must be later than created_after")
 	}
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxListLimit {
-			return controller.FieldError("limit", "must be an integer from 1 to %d", maxListLimit)
+		n, err := wholeNumber("limit", v, 1, maxListLimit)
+		if err != nil {
+			return err
 		}
-		f.Limit = n
+		f.Limit = int(n)
 	}
 
 	page, err := s.svc.ListCalls(c.Request().Context(), f)

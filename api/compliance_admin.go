@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -506,9 +507,11 @@ func (s *Server) getPolicy(c echo.Context) error {
 	}
 	version := 0
 	if v, ok := c.QueryParams()["version"]; ok {
-		if version, err = strconv.Atoi(v[0]); err != nil || version < 1 {
-			return controller.FieldError("version", "must be a whole number ≥ 1")
+		n, err := wholeNumber("version", v[0], 1, math.MaxInt32)
+		if err != nil {
+			return err
 		}
+		version = int(n)
 	}
 	out, err := adm.GetPolicy(c.Request().Context(), tenant(c), c.Param("id"), version)
 	if err != nil {

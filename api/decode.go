@@ -305,3 +305,24 @@ func orEmpty[T any](s []T) []T {
 	}
 	return s
 }
+
+// wholeNumber parses a query parameter written as plain decimal digits — no
+// sign, no leading zero, at most 18 digits — between lo and hi.
+func wholeNumber(name, v string, lo, hi int64) (int64, error) {
+	bad := controller.FieldError(name, "must be a whole number from %d to %d, in plain digits", lo, hi)
+	if v == "" || len(v) > 18 || (len(v) > 1 && v[0] == '0') {
+		return 0, bad
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, bad
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if n < lo || n > hi {
+		return 0, bad
+	}
+	return n, nil
+}

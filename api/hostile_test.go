@@ -209,7 +209,6 @@ var knownGaps = map[string]hostileGap{
 	"GET /v1/consents query.number value-*":   {reason: "number forwarded unchecked; answered 200 with an empty list"},
 	"GET /v1/refusals query.number value-*":   {reason: "number forwarded unchecked; answered 200 with an empty list"},
 	"GET /v1/audit query.* value-number":      {reason: "after and limit accept \"+0123\" (strconv takes a sign and leading zeros); after has no upper bound"},
-	"GET /v1/*/:* query.version value-number": {reason: "version accepts \"+0123\" and 16 digits: strconv.Atoi takes a sign, no upper bound"},
 }
 
 // hostileGap is a known gap: why, and whether the case may answer 5xx.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"regexp"
@@ -213,11 +214,11 @@ func versionQuery(c echo.Context) (int, error) {
 	if v == "" {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, controller.FieldError("version", "must be a positive integer")
+	n, err := wholeNumber("version", v, 1, math.MaxInt32)
+	if err != nil {
+		return 0, err
 	}
-	return n, nil
+	return int(n), nil
 }
 
 // getVersion answers GET of one version (?version=, the newest if absent)

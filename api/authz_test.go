@@ -87,6 +87,7 @@ func matrixRequests(t testing.TB) map[string]cellRequest {
 		"POST /v1/flows/validate":            js(`{"name":"f"}`),
 		"POST /v1/prompts/:name":             {body: form.String(), contentType: mw.FormDataContentType()},
 		"POST /v1/calls/:id/hangup":          js(`{}`),
+		"POST /v1/calls/:id/tags":            js(`{"tags":{"interest":"high"},"disposition":"callback"}`),
 		"POST /v1/calls/:id/recording/pause": js(`{}`),
 		"GET /v1/exports/trace":              {query: "from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&format=json"},
 	}

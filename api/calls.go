@@ -24,6 +24,8 @@ type CallResource struct {
 	CallerIDName   string                       `json:"caller_id_name,omitempty"`
 	Purpose        controller.Purpose           `json:"purpose,omitempty"`
 	FlowID         string                       `json:"flow_id,omitempty"`
+	Tags           map[string]string            `json:"tags,omitempty"`
+	Disposition    string                       `json:"disposition,omitempty"`
 	AgentID        string                       `json:"agent_id,omitempty"` // the agent the call is assigned to
 	Switch         string                       `json:"switch,omitempty"`
 	TimeoutSeconds int                          `json:"timeout_seconds,omitzero"`
@@ -51,6 +53,8 @@ func NewCallResource(c controller.Call, events []controller.CallEventRecord) Cal
 		CallerIDName:   c.CallerIDName,
 		Purpose:        c.Purpose,
 		FlowID:         c.FlowID,
+		Tags:           c.Tags,
+		Disposition:    c.Disposition,
 		AgentID:        c.AgentID,
 		Decision:       c.Decision,
 		Switch:         c.Switch,
@@ -327,6 +331,41 @@ func (s *Server) hangupCall(c echo.Context) error {
 		status = http.StatusOK
 	}
 	return c.JSON(status, viewOf(c).call(NewCallResource(call, nil)))
+}
+
+// tagCall merges tags into a call and sets its disposition: 200 with the
+// call. Body {"tags": {"interest": "high"}, "disposition": "callback"}; an
+// empty tag value removes the tag.
+func (s *Server) tagCall(c echo.Context) error {
+	if err := checkQuery(c.QueryParams()); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if !validCallID(id) {
+		return errCallNotFound
+	}
+	obj, err := readObject(c, false, "tags", "disposition")
+	if err != nil {
+		return err
+	}
+	var (
+		tags        map[string]string
+		disposition string
+	)
+	if err := firstErr(obj.stringMap("tags", &tags), obj.str("disposition", &disposition)); err != nil {
+		return err
+	}
+	if err := controller.CheckTags(tags, disposition); err != nil {
+		return err
+	}
+	if err := s.scopeToAgent(c); err != nil {
+		return err
+	}
+	call, err := s.svc.TagCall(c.Request().Context(), tenant(c), controller.CallID(id), tags, disposition)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewOf(c).call(NewCallResource(call, nil)))
 }
 
 // callPath is the URL path of a call.

@@ -188,6 +188,10 @@ func (f *fakeService) CallEvents(_ context.Context, _ string, id controller.Call
 	return f.events[id], nil
 }
 
+func (f *fakeService) TagCall(_ context.Context, _ string, id controller.CallID, tags map[string]string, disposition string) (controller.Call, error) {
+	return controller.Call{ID: id, State: controller.CallCompleted, Tags: tags, Disposition: disposition}, nil
+}
+
 func (f *fakeService) HangupCall(_ context.Context, _ string, id controller.CallID, cause string) (controller.Call, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

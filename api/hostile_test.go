@@ -88,6 +88,7 @@ var (
 var hostileInputs = map[string]hostileInput{
 	"POST /v1/calls":            {body: bodyObject, fields: hostileCallFields, valid: `{"to":"+15558880009","from":"+15558880002"}`},
 	"POST /v1/calls/:id/hangup": {body: bodyObject, fields: map[string]hostileKind{"cause": hkString}, emptyOK: true, valid: `{}`},
+	"POST /v1/calls/:id/tags":   {body: bodyObject, fields: map[string]hostileKind{"disposition": hkString}, valid: `{"tags":{"interest":"high"},"disposition":"callback"}`},
 	"POST /v1/compliance/check": {body: bodyObject, valid: `{"to":"+15558880009"}`,
 		fields: map[string]hostileKind{"to": hkString, "from": hkString, "purpose": hkString, "region": hkString, "at": hkTime}},
 	"POST /v1/consents":              {body: bodyObject, fields: hostileConsentFields, valid: `{"number":"+15558880009","purpose":"marketing","source":"api"}`},
@@ -204,11 +205,15 @@ var knownGaps = map[string]hostileGap{
 	"POST /v1/flows/validate body unknown":     {reason: "readFlow checks only the media type: empty, malformed and non-object bodies are validated and answered 200"},
 	"POST /v1/dnc/lists/:id/import body empty": {reason: "an empty CSV upload reaches ImportDNC and is answered 200"},
 
+	// Not gaps: a disposition is a word, so "abc" from the number cases is
+	// a valid one.
+	"POST /v1/calls/:id/tags body.disposition value-number": {reason: "\"abc\" is a valid disposition: the number cases do not apply to this member"},
+
 	// Query parameters.
-	"GET /v1/calls query.* value-*":           {reason: "filters forwarded unchecked (state not checked with CallState.Valid, to not parsed); limit accepts \"+0123\" (strconv.Atoi takes a sign)"},
-	"GET /v1/consents query.number value-*":   {reason: "number forwarded unchecked; answered 200 with an empty list"},
-	"GET /v1/refusals query.number value-*":   {reason: "number forwarded unchecked; answered 200 with an empty list"},
-	"GET /v1/audit query.* value-number":      {reason: "after and limit accept \"+0123\" (strconv takes a sign and leading zeros); after has no upper bound"},
+	"GET /v1/calls query.* value-*":         {reason: "filters forwarded unchecked (state not checked with CallState.Valid, to not parsed); limit accepts \"+0123\" (strconv.Atoi takes a sign)"},
+	"GET /v1/consents query.number value-*": {reason: "number forwarded unchecked; answered 200 with an empty list"},
+	"GET /v1/refusals query.number value-*": {reason: "number forwarded unchecked; answered 200 with an empty list"},
+	"GET /v1/audit query.* value-number":    {reason: "after and limit accept \"+0123\" (strconv takes a sign and leading zeros); after has no upper bound"},
 }
 
 // hostileGap is a known gap: why, and whether the case may answer 5xx.
@@ -736,6 +741,12 @@ func (h *hostileWorld) CreateCall(ctx context.Context, req controller.CreateCall
 	c, created, err := h.world.CreateCall(ctx, req)
 	h.wrote("CreateCall", err)
 	return c, created, err
+}
+
+func (h *hostileWorld) TagCall(ctx context.Context, tenant string, id controller.CallID, tags map[string]string, disposition string) (controller.Call, error) {
+	out, err := h.world.TagCall(ctx, tenant, id, tags, disposition)
+	h.wrote("TagCall", err)
+	return out, err
 }
 
 func (h *hostileWorld) HangupCall(ctx context.Context, tenant string, id controller.CallID, cause string) (controller.Call, error) {

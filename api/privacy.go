@@ -80,6 +80,13 @@ func (v numberView) call(r CallResource) CallResource {
 		}
 		r.Variables = vars
 	}
+	if r.Tags != nil {
+		tags := maps.Clone(r.Tags)
+		for k, val := range tags {
+			tags[k] = redact(val)
+		}
+		r.Tags = tags
+	}
 	if r.Events != nil {
 		r.Events = v.events(r.Events)
 	}

@@ -208,6 +208,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	s.route(http.MethodGet, "/v1/calls/:id", s.getCall, ownCalls(admin, agent, qa))
 	s.route(http.MethodGet, "/v1/calls/:id/events", s.callEvents, ownCalls(admin, agent, qa))
 	s.route(http.MethodPost, "/v1/calls/:id/hangup", s.hangupCall, ownCalls(admin, agent), limit)
+	s.route(http.MethodPost, "/v1/calls/:id/tags", s.tagCall, ownCalls(admin, agent, qa), limit)
 	s.route(http.MethodGet, "/v1/switches", s.switches, allow(admin))
 	s.route(http.MethodPost, "/v1/compliance/check", s.checkCompliance, allow(admin, agent, auditor), limit)
 	s.route(http.MethodGet, "/v1/attempts/:id", s.getAttempt, ownCalls(admin, agent, auditor))

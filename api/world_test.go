@@ -106,6 +106,24 @@ func (w *world) CallEvents(ctx context.Context, tenant string, id controller.Cal
 	return nil, err
 }
 
+func (w *world) TagCall(_ context.Context, tenant string, id controller.CallID, tags map[string]string, disposition string) (controller.Call, error) {
+	c, ok := w.calls[id]
+	if !ok || c.TenantID != tenant {
+		return controller.Call{}, errNF
+	}
+	if c.Tags == nil {
+		c.Tags = map[string]string{}
+	}
+	for k, v := range tags {
+		c.Tags[k] = v
+	}
+	if disposition != "" {
+		c.Disposition = disposition
+	}
+	w.calls[id] = c
+	return c, nil
+}
+
 func (w *world) HangupCall(ctx context.Context, tenant string, id controller.CallID, _ string) (controller.Call, error) {
 	c, err := w.GetCall(ctx, tenant, id)
 	if err != nil {

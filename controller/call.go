@@ -6,6 +6,7 @@ package controller
 
 import (
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -110,7 +111,9 @@ type Call struct {
 	From           string            `json:"from"`
 	CallerIDName   string            `json:"caller_id_name,omitempty"`
 	Purpose        Purpose           `json:"purpose,omitempty"`
-	FlowID         string            `json:"flow_id,omitempty"` // the IVR flow run once the call is answered
+	FlowID         string            `json:"flow_id,omitempty"`     // the IVR flow run once the call is answered
+	Tags           map[string]string `json:"tags,omitempty"`        // set by QA, agents and flows
+	Disposition    string            `json:"disposition,omitempty"` // the call's outcome as people judge it
 	Timeout        time.Duration     `json:"-"`
 	Variables      map[string]string `json:"variables,omitempty"`
 	State          CallState         `json:"state"`
@@ -224,4 +227,37 @@ func mergeHangup(c *Call, ev ChannelEvent) bool {
 		}
 	}
 	return changed
+}
+
+var (
+	tagKeyRE      = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+	dispositionRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+)
+
+// CheckTags returns an EINVALID error naming the field unless tags (at most
+// 32; keys [a-z][a-z0-9_]{0,31}; values at most 128 bytes of plain text, or
+// empty to remove the tag) and disposition (empty, or the form of a key)
+// may be stored on a call, and at least one of them is given.
+func CheckTags(tags map[string]string, disposition string) error {
+	if len(tags) == 0 && disposition == "" {
+		return FieldError("tags", "give tags, a disposition or both")
+	}
+	if len(tags) > 32 {
+		return FieldError("tags", "at most 32 tags at once")
+	}
+	for k, v := range tags {
+		if !tagKeyRE.MatchString(k) {
+			return FieldError("tags", "tag names must match %s", tagKeyRE)
+		}
+		if len(v) > 128 {
+			return FieldError("tags."+k, "at most 128 bytes")
+		}
+		if err := CheckText("tags."+k, v); err != nil {
+			return err
+		}
+	}
+	if disposition != "" && !dispositionRE.MatchString(disposition) {
+		return FieldError("disposition", "must match %s", dispositionRE)
+	}
+	return nil
 }

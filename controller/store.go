@@ -109,6 +109,9 @@ type CallStore interface {
 	// than owner whose calls were never sent (still queued) and whose claim is
 	// older than staleAfter. Returns how many.
 	RecoverClaims(ctx context.Context, owner string, staleAfter time.Duration) (int, error)
+	// TagCall merges tags into a call's (an empty value removes one) and
+	// sets its disposition unless empty. Returns ENOTFOUND.
+	TagCall(ctx context.Context, tenant string, id CallID, tags map[string]string, disposition string) (Call, error)
 	// CancelCall cancels a call that is still queued. Returns ENOTFOUND or
 	// ECONFLICT if it has been sent.
 	CancelCall(ctx context.Context, tenant string, id CallID) (Call, error)
@@ -161,6 +164,10 @@ type CallService interface {
 	// call, EINVALID for an unknown cause, EUNAVAILABLE if the switch is
 	// unreachable.
 	HangupCall(ctx context.Context, tenant string, id CallID, cause string) (Call, error)
+	// TagCall merges tags into a call's (an empty value removes a tag) and
+	// sets its disposition if not empty. Returns EINVALID naming the field
+	// for a bad tag or disposition, ENOTFOUND if the call does not exist.
+	TagCall(ctx context.Context, tenant string, id CallID, tags map[string]string, disposition string) (Call, error)
 	// Switches reports every configured switch.
 	Switches(ctx context.Context) []SwitchStatus
 	// Ready returns nil when the database and at least one switch are reachable.

@@ -358,6 +358,9 @@ func TestE2EWebhookSteersCall(t *testing.T) {
 	}
 	require.Equal(t, []string{"ask:next", "tag:set", "down:error", "fallback:set", "bye:NORMAL_CLEARING"}, steps)
 	x.w.WaitTerminal(t, c.ID)
+	got, _ := x.getCall(t, c.ID)
+	require.Equal(t, "steered", got.Disposition, "the flow's set nodes are stored on the call")
+	require.Equal(t, map[string]string{"fallback": "yes"}, got.Tags)
 }
 
 // requireNoWAV fails if any plaintext recording is left under dir.

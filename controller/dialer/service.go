@@ -496,3 +496,11 @@ func tenantOr(t string) string {
 
 // errStopped is returned by loops when the service stops.
 var errStopped = errors.New("dialer stopped")
+
+// TagCall implements controller.CallService.
+func (s *Service) TagCall(ctx context.Context, tenant string, id controller.CallID, tags map[string]string, disposition string) (controller.Call, error) {
+	if err := controller.CheckTags(tags, disposition); err != nil {
+		return controller.Call{}, err
+	}
+	return s.store.TagCall(ctx, tenantOr(tenant), id, tags, disposition)
+}

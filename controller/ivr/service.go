@@ -25,6 +25,8 @@ type Store interface {
 	Ledger
 	// GetCall returns ENOTFOUND if the call does not exist for the tenant.
 	GetCall(ctx context.Context, tenant string, id controller.CallID) (controller.Call, error)
+	// TagCall stores the tags and disposition a flow's set nodes gave.
+	TagCall(ctx context.Context, tenant string, id controller.CallID, tags map[string]string, disposition string) (controller.Call, error)
 }
 
 // ServiceConfig wires a Service.
@@ -235,6 +237,13 @@ func (s *Service) runFlow(ctx context.Context, call controller.Call, sw controll
 		run.Path = json.RawMessage(`{"outcome":"error","path":[]}`)
 	}
 	s.saveRun(log, run)
+	if len(res.Tags) > 0 || res.Disposition != "" {
+		if err := controller.CheckTags(res.Tags, res.Disposition); err != nil {
+			log.Warn("flow tags not stored on the call", "err", err)
+		} else if _, err := s.cfg.Store.TagCall(context.WithoutCancel(ctx), call.TenantID, call.ID, res.Tags, res.Disposition); err != nil {
+			log.Error("storing the flow's tags on the call", "err", err)
+		}
+	}
 	log.Info("flow ended", "outcome", res.Outcome, "steps", len(res.Path), "error", res.Err)
 	if f := s.cfg.OnRunEnded; f != nil {
 		f(run)

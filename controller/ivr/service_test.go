@@ -101,6 +101,15 @@ func (s *fakeStore) ListPrompts(context.Context, string) ([]controller.Prompt, e
 	return nil, nil
 }
 
+func (s *fakeStore) TagCall(_ context.Context, _ string, id controller.CallID, tags map[string]string, disposition string) (controller.Call, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.calls[id]
+	c.Tags, c.Disposition = tags, disposition
+	s.calls[id] = c
+	return c, nil
+}
+
 func (s *fakeStore) GetCall(_ context.Context, _ string, id controller.CallID) (controller.Call, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

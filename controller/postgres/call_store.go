@@ -43,22 +43,28 @@ const callColumns = `c.id::text, c.tenant_id, coalesce(c.attempt_id, 0), c.switc
 	c.from_number, c.caller_id_name, c.timeout_ms, c.variables, c.state, c.hangup_cause,
 	c.sip_status, c.billsec, c.duration, c.reconciled, coalesce(c.idempotency_key, ''),
 	c.created_at, c.updated_at, c.answered_at, c.ended_at, c.purpose, coalesce(c.flow_id, ''),
-	coalesce(c.agent_id, '')`
+	coalesce(c.agent_id, ''), c.tags, c.disposition`
 
 func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 	var (
 		c         controller.Call
 		timeoutMS int64
 		vars      []byte
+		tags      []byte
 	)
 	dest := append([]any{&c.ID, &c.TenantID, &c.AttemptID, &c.Switch, &c.To,
 		&c.From, &c.CallerIDName, &timeoutMS, &vars, &c.State, &c.HangupCause,
 		&c.SIPStatus, &c.Billsec, &c.Duration, &c.Reconciled, &c.IdempotencyKey,
-		&c.CreatedAt, &c.UpdatedAt, &c.AnsweredAt, &c.EndedAt, &c.Purpose, &c.FlowID, &c.AgentID}, extra...)
+		&c.CreatedAt, &c.UpdatedAt, &c.AnsweredAt, &c.EndedAt, &c.Purpose, &c.FlowID, &c.AgentID, &tags, &c.Disposition}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return c, err
 	}
 	c.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	if len(tags) > 2 { // not "{}"
+		if err := json.Unmarshal(tags, &c.Tags); err != nil {
+			return c, fmt.Errorf("decoding tags of call %s: %w", c.ID, err)
+		}
+	}
 	if len(vars) > 0 {
 		if err := json.Unmarshal(vars, &c.Variables); err != nil {
 			return c, fmt.Errorf("decoding variables of call %s: %w", c.ID, err)
@@ -377,4 +383,38 @@ func (s *Store) CancelCall(ctx context.Context, tenant string, id controller.Cal
 	}
 	return current, fmt.Errorf("canceling call %s: %w", id,
 		controller.Errorf(controller.ECONFLICT, "call is %s, only a queued call can be canceled", current.State))
+}
+
+// TagCall merges tags into the tenant's call id (an empty value removes a
+// tag) and sets its disposition unless disposition is empty, and returns the
+// call. Returns ENOTFOUND if the tenant has no such call.
+func (s *Store) TagCall(ctx context.Context, tenant string, id controller.CallID, tags map[string]string, disposition string) (controller.Call, error) {
+	if _, err := uuid.Parse(string(id)); err != nil {
+		return controller.Call{}, notFound(id)
+	}
+	set, drop := map[string]string{}, []string{}
+	for k, v := range tags {
+		if v == "" {
+			drop = append(drop, k)
+		} else {
+			set[k] = v
+		}
+	}
+	raw, err := json.Marshal(set)
+	if err != nil {
+		return controller.Call{}, fmt.Errorf("tagging call %s: %w", id, err)
+	}
+	c, err := scanCall(s.db.pool.QueryRow(ctx, `
+		UPDATE calls c SET tags = (c.tags - $4::text[]) || $3::jsonb,
+			disposition = CASE WHEN $5::text = '' THEN c.disposition ELSE $5::text END,
+			updated_at = now()
+		WHERE c.id = $1 AND c.tenant_id = $2
+		RETURNING `+callColumns, id, tenant, raw, drop, disposition))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, notFound(id)
+	}
+	if err != nil {
+		return c, fmt.Errorf("tagging call %s: %w", id, translate(err))
+	}
+	return c, nil
 }

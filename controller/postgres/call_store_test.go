@@ -289,3 +289,22 @@ func TestCancelClaimedCallIsNotMarked(t *testing.T) {
 	requireCode(t, controller.ECONFLICT, err)
 	require.Contains(t, err.Error(), "not found")
 }
+
+func TestTagCall(t *testing.T) {
+	b := setup(t)
+	c, _, err := b.store.CreateCall(b.ctx, newCall(1), "")
+	require.NoError(t, err)
+	got, err := b.store.TagCall(b.ctx, controller.DefaultTenant, c.ID, map[string]string{"interest": "high", "size": "small"}, "callback")
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"interest": "high", "size": "small"}, got.Tags)
+	require.Equal(t, "callback", got.Disposition)
+	got, err = b.store.TagCall(b.ctx, controller.DefaultTenant, c.ID, map[string]string{"size": ""}, "")
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"interest": "high"}, got.Tags, "an empty value removes the tag")
+	require.Equal(t, "callback", got.Disposition, "kept when none is given")
+	read, err := b.store.GetCall(b.ctx, controller.DefaultTenant, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, got.Tags, read.Tags)
+	_, err = b.store.TagCall(b.ctx, "other", c.ID, map[string]string{"x": "y"}, "")
+	require.Equal(t, controller.ENOTFOUND, controller.ErrorCode(err), "another tenant's call")
+}

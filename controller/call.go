@@ -112,6 +112,8 @@ type Call struct {
 	CallerIDName   string            `json:"caller_id_name,omitempty"`
 	Purpose        Purpose           `json:"purpose,omitempty"`
 	FlowID         string            `json:"flow_id,omitempty"`     // the IVR flow run once the call is answered
+	CampaignID     string            `json:"campaign_id,omitempty"` // the campaign that placed it
+	LeadID         int64             `json:"lead_id,omitempty"`     // the campaign's lead it called
 	Tags           map[string]string `json:"tags,omitempty"`        // set by QA, agents and flows
 	Disposition    string            `json:"disposition,omitempty"` // the call's outcome as people judge it
 	Timeout        time.Duration     `json:"-"`

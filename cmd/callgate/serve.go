@@ -37,15 +37,19 @@ type Main struct {
 	// and every recording seal (tests wait on them).
 	OnRunEnded func(controller.FlowRun)
 	OnSealed   func(controller.CallID, error)
+	// OnCampaignTick, when set, is called after every pass of the campaign
+	// runner (tests wait on it).
+	OnCampaignTick func()
 	// TokenLimit and AnonLimit, when not zero, replace the API's request
 	// budgets per token and per address failing authentication
 	// (api.DefaultTokenLimit, api.DefaultAnonLimit); the bench raises them.
 	TokenLimit, AnonLimit api.RateLimit
 
-	db      *postgres.DB
-	service *dialer.Service
-	media   *ivr.Service
-	purge   *cron.Cron
+	db        *postgres.DB
+	service   *dialer.Service
+	campaigns *dialer.Campaigns
+	media     *ivr.Service
+	purge     *cron.Cron
 	// purgeRecordings runs the retention purge now (the cron job's work).
 	purgeRecordings func(context.Context) (int, error)
 	switches        []driver
@@ -131,6 +135,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	m.service.Start(runCtx)
+	m.campaigns = dialer.NewCampaigns(dialer.CampaignConfig{Logger: m.Logger, Now: m.Now,
+		OnTick: m.OnCampaignTick}, store, m.service)
+	m.campaigns.Start(runCtx)
 
 	// Every /v1 request is authenticated against the tokens in the
 	// database (callgate token create).
@@ -210,6 +217,9 @@ func (m *Main) Addr() string {
 // Service is the running dialer (for tests and the bench).
 func (m *Main) Service() controller.CallService { return m.service }
 
+// Campaigns is the running campaign runner (for tests and the bench).
+func (m *Main) Campaigns() *dialer.Campaigns { return m.campaigns }
+
 // Close stops the API, the dialer and the drivers, and closes the database.
 func (m *Main) Close() error {
 	var errs []error
@@ -227,6 +237,10 @@ func (m *Main) Close() error {
 	if m.purge != nil {
 		<-m.purge.Stop().Done()
 		m.purge = nil
+	}
+	if m.campaigns != nil {
+		m.campaigns.Stop() // before the dialer: no new campaign call
+		m.campaigns = nil
 	}
 	if m.service != nil {
 		m.service.Stop()

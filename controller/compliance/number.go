@@ -62,37 +62,13 @@ var parsed = struct {
 
 const parsedMax = 100_000
 
-func parseNumber(raw, defaultRegion string) (n Number, err error) {
-	defer func() {
-		if r := recover(); r != nil { // a library bug must not take the gate down
-			n, err = Number{}, controller.FieldError("to", "number %s could not be parsed", controller.MaskNumber(raw))
-		}
-	}()
-	s := strings.TrimSpace(raw)
-	masked := controller.MaskNumber(s)
-	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
-	switch {
-	case s == "":
-		return Number{}, controller.FieldError("to", "number is empty")
-	case len(s) > maxNumberInput:
-		return Number{}, controller.FieldError("to", "number is longer than %d characters", maxNumberInput)
-	case !strings.HasPrefix(s, "+") && region == "":
-		return Number{}, controller.FieldError("to", "number %s has no country code: give it in E.164 (+…) or set the region", masked)
-	case region != "" && !phonenumbers.GetSupportedRegions()[region]:
-		return Number{}, controller.FieldError("region", "unknown region %q", region)
-	}
-	pn, perr := phonenumbers.Parse(s, region)
-	if perr != nil {
-		return Number{}, controller.FieldError("to", "number %s is not a phone number: %v", masked, perr)
-	}
-	if pn.GetExtension() != "" {
-		return Number{}, controller.FieldError("to", "number %s has an extension, which cannot be dialled as E.164", masked)
-	}
-	if !phonenumbers.IsValidNumber(pn) {
-		return Number{}, controller.FieldError("to", "number %s is not a valid number (region %s)", masked, regionOr(region))
+func parseNumber(raw, defaultRegion string) (Number, error) {
+	pn, err := parsePhone(raw, defaultRegion)
+	if err != nil {
+		return Number{}, err
 	}
 	e164 := phonenumbers.Format(pn, phonenumbers.E164)
-	n = Number{
+	n := Number{
 		E164:   e164,
 		Region: phonenumbers.GetRegionCodeForNumber(pn),
 		Phone:  pn,
@@ -100,6 +76,50 @@ func parseNumber(raw, defaultRegion string) (n Number, err error) {
 	n.Zones = numberZones(pn, e164)
 	n.Subdivision = subdivision(pn, n.Region)
 	return n, nil
+}
+
+// NormalizeNumber is ParseNumber for bulk input (lead lists): it returns
+// only the E.164 form, with the same checks and errors, without time zones,
+// subdivision or cache.
+func NormalizeNumber(raw, defaultRegion string) (string, error) {
+	pn, err := parsePhone(raw, defaultRegion)
+	if err != nil {
+		return "", err
+	}
+	return phonenumbers.Format(pn, phonenumbers.E164), nil
+}
+
+// parsePhone parses and checks raw; it never panics.
+func parsePhone(raw, defaultRegion string) (pn *phonenumbers.PhoneNumber, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a library bug must not take the gate down
+			pn, err = nil, controller.FieldError("to", "number %s could not be parsed", controller.MaskNumber(raw))
+		}
+	}()
+	s := strings.TrimSpace(raw)
+	masked := controller.MaskNumber(s)
+	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
+	switch {
+	case s == "":
+		return nil, controller.FieldError("to", "number is empty")
+	case len(s) > maxNumberInput:
+		return nil, controller.FieldError("to", "number is longer than %d characters", maxNumberInput)
+	case !strings.HasPrefix(s, "+") && region == "":
+		return nil, controller.FieldError("to", "number %s has no country code: give it in E.164 (+…) or set the region", masked)
+	case region != "" && !phonenumbers.GetSupportedRegions()[region]:
+		return nil, controller.FieldError("region", "unknown region %q", region)
+	}
+	pn, perr := phonenumbers.Parse(s, region)
+	if perr != nil {
+		return nil, controller.FieldError("to", "number %s is not a phone number: %v", masked, perr)
+	}
+	if pn.GetExtension() != "" {
+		return nil, controller.FieldError("to", "number %s has an extension, which cannot be dialled as E.164", masked)
+	}
+	if !phonenumbers.IsValidNumber(pn) {
+		return nil, controller.FieldError("to", "number %s is not a valid number (region %s)", masked, regionOr(region))
+	}
+	return pn, nil
 }
 
 func regionOr(r string) string {

@@ -245,7 +245,7 @@ func (o *owner) recheck(ctx context.Context, calls []controller.Call) ([]control
 	pending := make([]controller.Call, 0, len(calls))
 	media := make(map[controller.CallID]controller.MediaRequirement, len(calls))
 	for _, c := range calls {
-		pctx, err := o.svc.withPolicy(ctx, c.TenantID, "")
+		pctx, err := o.svc.withPolicy(ctx, c.TenantID, c.CampaignID)
 		if err != nil {
 			o.recheckFailed(ctx, c, err)
 			continue

@@ -1,0 +1,143 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// InsertLeads adds leads to a list in one transaction (binary COPY into a
+// temporary table, then one INSERT), skipping numbers the list already has
+// or that repeat in leads. Returns how many were added; ENOTFOUND for an
+// unknown list.
+func (s *Store) InsertLeads(ctx context.Context, tenant, listID string, leads []controller.Lead) (int, error) {
+	if len(leads) == 0 {
+		return 0, nil
+	}
+	n := 0
+	err := pgx.BeginTxFunc(ctx, s.db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE lead_rows (phone text, name text, time_zone text,
+			tags jsonb, fields jsonb, ord int) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		i := 0
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"lead_rows"},
+			[]string{"phone", "name", "time_zone", "tags", "fields", "ord"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				if i >= len(leads) {
+					return nil, nil
+				}
+				l := leads[i]
+				i++
+				tags, err := jsonMap(l.Tags)
+				if err != nil {
+					return nil, err
+				}
+				fields, err := jsonMap(l.Fields)
+				if err != nil {
+					return nil, err
+				}
+				return []any{l.Phone, l.Name, l.TimeZone, tags, fields, int32(i)}, nil
+			}))
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO leads (tenant_id, list_id, phone, name, time_zone, tags, fields)
+			SELECT $1, $2, phone, name, time_zone, tags, fields FROM lead_rows ORDER BY ord
+			ON CONFLICT (list_id, phone) DO NOTHING`, tenant, listID)
+		n = int(tag.RowsAffected())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("adding leads to list %s: %w", listID, translate(err))
+	}
+	return n, nil
+}
+
+func jsonMap(m map[string]string) ([]byte, error) {
+	if len(m) == 0 {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(m)
+}
+
+// importStale is how long a running import may go without a heartbeat
+// before it is reported as interrupted.
+const importStale = 2 * time.Minute
+
+// StartLeadImport records a new, running import into a list. Returns
+// ENOTFOUND for a list the tenant does not have.
+func (s *Store) StartLeadImport(ctx context.Context, tenant, listID string) (controller.LeadImport, error) {
+	if _, err := s.GetLeadList(ctx, tenant, listID); err != nil {
+		return controller.LeadImport{}, err
+	}
+	im := controller.LeadImport{ID: uuid.NewString(), TenantID: tenant, ListID: listID, State: "running"}
+	err := s.db.pool.QueryRow(ctx, `INSERT INTO lead_imports (id, tenant_id, list_id) VALUES ($1, $2, $3)
+		RETURNING started_at`, im.ID, tenant, listID).Scan(&im.StartedAt)
+	if err != nil {
+		return im, fmt.Errorf("starting lead import: %w", translate(err))
+	}
+	return im, nil
+}
+
+// SaveLeadImport writes an import's counters and rejects, renewing its
+// heartbeat; with a final state (done, failed) it also ends it.
+func (s *Store) SaveLeadImport(ctx context.Context, im controller.LeadImport) error {
+	rejects := im.Rejects
+	if rejects == nil {
+		rejects = []controller.LeadReject{}
+	}
+	raw, err := json.Marshal(rejects)
+	if err != nil {
+		return fmt.Errorf("encoding rejects: %w", err)
+	}
+	_, err = s.db.pool.Exec(ctx, `UPDATE lead_imports SET state = $2, rows_read = $3, imported = $4,
+		duplicates = $5, rejected = $6, rejects = $7, error = $8, heartbeat = now(),
+		finished_at = CASE WHEN $2 <> 'running' THEN now() END
+		WHERE id = $1 AND state = 'running'`, im.ID, im.State, im.Rows, im.Imported, im.Duplicates,
+		im.Rejected, raw, im.Error)
+	if err != nil {
+		return fmt.Errorf("saving lead import %s: %w", im.ID, translate(err))
+	}
+	return nil
+}
+
+// GetLeadImport returns an import's progress; a running import whose
+// heartbeat stopped is reported failed (interrupted). Returns ENOTFOUND.
+func (s *Store) GetLeadImport(ctx context.Context, tenant, id string) (controller.LeadImport, error) {
+	im := controller.LeadImport{ID: id, TenantID: tenant}
+	if _, err := uuid.Parse(id); err != nil {
+		return im, controller.Errorf(controller.ENOTFOUND, "lead import %s not found", id)
+	}
+	var (
+		raw   []byte
+		stale bool
+	)
+	err := s.db.pool.QueryRow(ctx, `SELECT list_id::text, state, rows_read, imported, duplicates, rejected,
+		rejects, error, started_at, finished_at, state = 'running' AND heartbeat < now() - $3::interval
+		FROM lead_imports WHERE id = $1 AND tenant_id = $2`, id, tenant, importStale).Scan(
+		&im.ListID, &im.State, &im.Rows, &im.Imported, &im.Duplicates, &im.Rejected, &raw, &im.Error,
+		&im.StartedAt, &im.FinishedAt, &stale)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return im, controller.Errorf(controller.ENOTFOUND, "lead import %s not found", id)
+	}
+	if err != nil {
+		return im, fmt.Errorf("reading lead import %s: %w", id, translate(err))
+	}
+	if err := json.Unmarshal(raw, &im.Rejects); err != nil {
+		return im, fmt.Errorf("decoding rejects of import %s: %w", id, err)
+	}
+	if stale {
+		im.State, im.Error = "failed", "interrupted: the controller stopped while importing; "+
+			"upload the file again (rows already imported are skipped as duplicates)"
+	}
+	return im, nil
+}

@@ -107,7 +107,10 @@ type CallStore interface {
 	InFlightCalls(ctx context.Context, switchName string) ([]Call, error)
 	// RecoverClaims returns to the queue the attempts claimed by owners other
 	// than owner whose calls were never sent (still queued) and whose claim is
-	// older than staleAfter. Returns how many.
+	// older than staleAfter. An owner "instance#life" names one life of an
+	// instance: claims of its other lives (a process that died and was
+	// restarted under the same instance ID) are recovered at once. Returns how
+	// many.
 	RecoverClaims(ctx context.Context, owner string, staleAfter time.Duration) (int, error)
 	// TagCall merges tags into a call's (an empty value removes one) and
 	// sets its disposition unless empty. Returns ENOTFOUND.

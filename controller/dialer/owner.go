@@ -189,7 +189,7 @@ func (o *owner) renewLease(ctx context.Context) bool {
 	o.mu.Unlock()
 	if ok && !was {
 		o.log.Info("took switch lease")
-		if n, err := o.svc.store.RecoverClaims(ctx, o.svc.cfg.Owner, o.svc.cfg.LeaseTTL); err != nil {
+		if n, err := o.svc.store.RecoverClaims(ctx, o.svc.claimer, o.svc.cfg.LeaseTTL); err != nil {
 			o.log.Warn("recovering stale claims", "err", err)
 		} else if n > 0 {
 			o.log.Info("requeued attempts claimed by a lost instance", "count", n)
@@ -202,7 +202,7 @@ func (o *owner) renewLease(ctx context.Context) bool {
 // dialBatch claims up to n due attempts, marks them originating (durably,
 // before anything is sent) and originates them one by one.
 func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
-	claimed, err := o.svc.store.ClaimAttempts(ctx, o.name, o.svc.cfg.Owner, n)
+	claimed, err := o.svc.store.ClaimAttempts(ctx, o.name, o.svc.claimer, n)
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,6 +113,11 @@ type Service struct {
 	log      *slog.Logger
 	metrics  *metrics
 
+	// claimer names this life of the instance on the attempts it claims:
+	// Owner#<random>, so that a restart under the same Owner recovers the
+	// claims of the life that died.
+	claimer string
+
 	mu     sync.RWMutex
 	owners map[string]*owner // by switch name
 	names  []string          // switch names in configuration order
@@ -143,6 +150,7 @@ func New(cfg Config, store controller.CallStore) (*Service, error) {
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Registerer),
 		owners:  map[string]*owner{},
+		claimer: cfg.Owner + "#" + uuid.NewString()[:8],
 	}, nil
 }
 

@@ -215,7 +215,10 @@ func (s *Store) stateConflict(ctx context.Context, id controller.CallID, doing s
 
 // RecoverClaims returns to the queue the attempts claimed by owners other
 // than owner whose calls were never sent (still queued) and whose claim is
-// older than staleAfter. Returns how many.
+// older than staleAfter. An owner "instance#life" names one life of an
+// instance: claims of its other lives (a process that died and was
+// restarted under the same instance ID) are recovered at once. Returns how
+// many.
 func (s *Store) RecoverClaims(ctx context.Context, owner string, staleAfter time.Duration) (int, error) {
 	tag, err := s.db.pool.Exec(ctx, `
 		UPDATE attempts a
@@ -223,7 +226,8 @@ func (s *Store) RecoverClaims(ctx context.Context, owner string, staleAfter time
 			claimed_by = NULL, claimed_at = NULL
 		FROM calls c
 		WHERE a.status = 'claimed' AND a.claimed_by <> $1
-			AND a.claimed_at < now() - $2 * interval '1 microsecond'
+			AND (a.claimed_at < now() - $2 * interval '1 microsecond'
+				OR (strpos($1, '#') > 0 AND split_part(a.claimed_by, '#', 1) = split_part($1, '#', 1)))
 			AND c.id = a.call_id AND c.state = 'queued'`, owner, staleAfter.Microseconds())
 	if err != nil {
 		return 0, fmt.Errorf("recovering stale claims: %w", translate(err))

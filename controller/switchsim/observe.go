@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 )
 
 // What tests can watch and steer beyond the wire: waiting for the switch
@@ -99,4 +100,28 @@ func (s *Sim) HangupChannel(uuid, cause string) bool {
 	}
 	s.hangupChannel(ch, parseCause(cause), false)
 	return true
+}
+
+// WaitOriginated blocks until the simulator has received at least n
+// originates. Returns ctx's error or ErrClosed if that comes first.
+func (s *Sim) WaitOriginated(ctx context.Context, n int) error {
+	return s.waitUntil(ctx, func() bool { return s.originated >= n })
+}
+
+// OriginatedUUIDs counts the ESL originates received per origination_uuid
+// (a UUID seen twice is a call placed twice).
+func (s *Sim) OriginatedUUIDs() map[string]int {
+	s.mu.Lock()
+	args := slices.Clone(s.originates)
+	s.mu.Unlock()
+	out := make(map[string]int, len(args))
+	for _, a := range args {
+		o, _ := ParseOriginate(a)
+		for _, v := range o.Vars {
+			if v.Name == "origination_uuid" {
+				out[v.Value]++
+			}
+		}
+	}
+	return out
 }

@@ -387,6 +387,7 @@ func (s *Sim) originate(j *job) {
 	defer s.unlock()
 	s.originated++
 	s.originates = append(s.originates, j.arg)
+	s.wake()
 	if usage != "" {
 		s.finishJob(j, usage)
 		return

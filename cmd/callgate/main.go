@@ -5,6 +5,7 @@
 //	callgate switchsim  run the protocol-faithful FreeSWITCH simulator
 //	callgate bench      measure whole-stack originations against switchsim
 //	callgate bench compliance   gate decisions and DNC import at national scale
+//	callgate bench dialer       pacing modes in a simulated shift (virtual time)
 //	callgate version    print the version
 package main
 
@@ -43,6 +44,8 @@ commands:
   bench      measure whole-stack originations against an in-process switchsim
   bench compliance
              gate decision latency with 10M DNC entries and 1M consents, DNC import speed
+  bench dialer
+             predictive vs progressive pacing: a simulated 8-hour shift in virtual time
   token create|revoke|list
              API tokens (shown once, stored hashed) for a role and a tenant
   audit verify
@@ -81,6 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "bench":
 		if len(args) > 1 && args[1] == "compliance" {
 			return runBenchCompliance(ctx, args[2:], getenv, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "dialer" {
+			return runBenchDialer(ctx, args[2:], stdout, stderr)
 		}
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,7 +49,7 @@ const (
 	bobNumber = "+15557779999" // bob's customer
 )
 
-var leakMarkers = []string{"acme", "5557770", "5557779", string(callAlice), string(callBob), recAlice, recBob}
+var leakMarkers = append([]string{"acme", "5557770", "5557779", string(callAlice), string(callBob), recAlice, recBob}, campaignMarkers...)
 
 // bobMarkers are what alice must never see of bob's call.
 var bobMarkers = []string{string(callBob), recBob, "5557779"}
@@ -90,12 +91,29 @@ func matrixRequests(t testing.TB) map[string]cellRequest {
 		"POST /v1/calls/:id/tags":            js(`{"tags":{"interest":"high"},"disposition":"callback"}`),
 		"POST /v1/calls/:id/recording/pause": js(`{}`),
 		"GET /v1/exports/trace":              {query: "from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&format=json"},
+		"POST /v1/campaigns":                 js(validCampaign),
+		"PUT /v1/campaigns/:id":              js(validCampaign),
+		"POST /v1/campaigns/:id/recycle":     js(`{"outcomes":["no_answer","busy"]}`),
+		"POST /v1/lead-lists":                js(`{"name":"new list"}`),
+		"POST /v1/lead-lists/:id/imports":    {body: validLeadCSV, contentType: "text/csv"},
 	}
 }
 
 // upserts create or version a resource by the name in the path: another
 // tenant using the same name writes its own (or gets 409), never acme's.
 var upserts = []string{"PUT /v1/policies/:id", "PUT /v1/flows/:id", "POST /v1/prompts/:name"}
+
+// validCampaign and validLeadCSV are valid bodies of a new campaign (over
+// acme's lead list) and of a lead upload.
+const (
+	validCampaign = `{"name":"spring","caller_ids":["+15558880002"],"list_ids":["` + leadListA + `"]}`
+	validLeadCSV  = "phone,name\n+15558880009,Ann\n"
+)
+
+// namesAcmeData lists routes whose valid body names acme's data (a campaign
+// over acme's lead list): another tenant's request is refused as invalid,
+// naming the member, as for a list that does not exist.
+var namesAcmeData = map[string]string{"POST /v1/campaigns": "list_ids[0]"}
 
 // globalByDesign lists routes whose resources every tenant shares. None:
 // a refusal lock holds for every tenant but only the tenant that recorded it
@@ -113,6 +131,7 @@ func target(path string, otherAgent bool) string {
 		"/v1/calls/": string(call), "/v1/attempts/": string(call), "/v1/recordings/": rec,
 		"/v1/consents/": consentA, "/v1/refusals/": refusalA, "/v1/dnc/lists/": listA,
 		"/v1/policies/": policyA, "/v1/flows/": flowA,
+		"/v1/campaigns/": campaignActionTarget(path), "/v1/lead-lists/": leadListA, "/v1/lead-imports/": leadImportA,
 	}
 	out := path
 	for prefix, v := range id {
@@ -125,7 +144,20 @@ func target(path string, otherAgent bool) string {
 		number = callerA
 	}
 	out = strings.Replace(out, ":number", url.PathEscape(number), 1)
+	out = strings.Replace(out, ":lead_id", strconv.Itoa(leadA), 1)
 	return strings.Replace(out, ":name", promptA, 1)
+}
+
+// campaignActionTarget is the acme campaign a campaign route is called on:
+// one whose state allows the route's action.
+func campaignActionTarget(path string) string {
+	switch {
+	case strings.HasSuffix(path, "/pause"):
+		return campaignRunning
+	case strings.HasSuffix(path, "/resume"):
+		return campaignPaused
+	}
+	return campaignA
 }
 
 type cell struct {
@@ -190,6 +222,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				switch {
 				case !rp.Policy.Allows(cl.role):
 					requireError(t, rec, http.StatusForbidden, "forbidden", "")
+				case cl.tenant == tenantB && namesAcmeData[route] != "":
+					requireError(t, rec, http.StatusBadRequest, "invalid", namesAcmeData[route])
 				case cl.tenant == tenantB && slices.Contains(upserts, route):
 					require.Contains(t, []int{200, 201, 409}, rec.Code, got)
 				case cl.tenant == tenantB && slices.Contains(globalByDesign, route):
@@ -249,8 +283,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 func setupWorld(t testing.TB, w *world) *bundle {
 	t.Helper()
 	b := setup(t)
-	b.srv = api.New(api.Config{Auth: b.tokens}, w, nil, nil)
+	b.srv = api.New(api.Config{Auth: b.tokens, UploadDir: t.TempDir()}, w, nil, nil)
 	b.srv.SetMedia(w, w)
+	b.srv.SetCampaigns(w)
 	b.srv.SetAudit(w.audit)
 	b.srv.SetTraceExporter(w)
 	b.h = b.srv.Handler()

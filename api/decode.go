@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -47,7 +48,14 @@ func readObject(c echo.Context, allowEmpty bool, allowed ...string) (object, err
 	if body[0] != '{' {
 		return nil, controller.Errorf(controller.EINVALID, "request body must be a JSON object")
 	}
+	return parseObject(body, "", func(key string) bool { return slices.Contains(allowed, key) })
+}
 
+// parseObject reads body, which must start with '{', as one JSON object:
+// malformed JSON, duplicate members, members known rejects (nil: any) and
+// data after the object are EINVALID. Members are stored, and reported, as
+// prefix+name: a nested object's members read as "schedule.start".
+func parseObject(body []byte, prefix string, known func(string) bool) (object, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if _, err := dec.Token(); err != nil { // the opening brace
 		return nil, malformed(err)
@@ -66,13 +74,13 @@ func readObject(c echo.Context, allowEmpty bool, allowed ...string) (object, err
 		if err := dec.Decode(&raw); err != nil {
 			return nil, malformed(err)
 		}
-		if !slices.Contains(allowed, key) {
-			return nil, controller.FieldError(key, "unknown field")
+		if known != nil && !known(key) {
+			return nil, controller.FieldError(prefix+key, "unknown field")
 		}
-		if _, dup := obj[key]; dup {
-			return nil, controller.FieldError(key, "field given more than once")
+		if _, dup := obj[prefix+key]; dup {
+			return nil, controller.FieldError(prefix+key, "field given more than once")
 		}
-		obj[key] = raw
+		obj[prefix+key] = raw
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
 		return nil, malformed(err)
@@ -81,6 +89,19 @@ func readObject(c echo.Context, allowEmpty bool, allowed ...string) (object, err
 		return nil, controller.Errorf(controller.EINVALID, "malformed JSON: unexpected data after the object")
 	}
 	return obj, nil
+}
+
+// nested decodes member name as a JSON object whose members known accepts
+// (nil: any), keyed and reported as name.member; absent and null give nil.
+func (o object) nested(name string, known func(string) bool) (object, error) {
+	raw, ok := o[name]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, controller.FieldError(name, "must be an object")
+	}
+	return parseObject(raw, name+".", known)
 }
 
 // malformed describes a JSON syntax error without echoing the input.
@@ -193,6 +214,50 @@ func (o object) stringMap(name string, dst *map[string]string) error {
 		out[k] = s
 	}
 	*dst = out
+	return nil
+}
+
+// stringList decodes member name as an array of strings into dst; absent
+// and null leave dst unchanged. An element that is not a string is
+// reported as name[i].
+func (o object) stringList(name string, dst *[]string) error {
+	raw, ok := o[name]
+	if !ok {
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return controller.FieldError(name, "must be an array of strings")
+	}
+	if items == nil {
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	for i, item := range items {
+		field := fmt.Sprintf("%s[%d]", name, i)
+		var v string
+		if string(item) == "null" || json.Unmarshal(item, &v) != nil {
+			return controller.FieldError(field, "must be a string")
+		}
+		if err := plainText(field, v); err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	*dst = out
+	return nil
+}
+
+// float decodes member name as a number into dst; absent and null leave
+// dst unchanged.
+func (o object) float(name string, dst *float64) error {
+	raw, ok := o[name]
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return controller.FieldError(name, "must be a number")
+	}
 	return nil
 }
 

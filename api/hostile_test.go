@@ -38,6 +38,7 @@ const (
 	hostileMaxImport = 128 << 10
 	hostileMaxPrompt = 128 << 10
 	hostileMaxFlow   = 256 << 10 // api's maxFlowBytes
+	hostileMaxLeads  = 128 << 10
 )
 
 // hostileKind is the JSON type a body member or query parameter takes.
@@ -48,7 +49,10 @@ const (
 	hkInt
 	hkBool
 	hkTime
-	hkMap // an object of strings
+	hkMap     // an object of strings
+	hkStrings // an array of strings
+	hkFloat   // any JSON number
+	hkObject  // an object with its own members
 )
 
 // hostileBody is how a route reads its body.
@@ -78,7 +82,11 @@ var (
 		"flow_id": hkString, "switch": hkString, "timeout_seconds": hkInt, "variables": hkMap, "agent_id": hkString}
 	hostileConsentFields = map[string]hostileKind{"number": hkString, "purpose": hkString, "source": hkString, "proof_ref": hkString,
 		"prompt_id": hkString, "prompt_version": hkString, "digit": hkString, "call_id": hkString, "given_at": hkTime, "expires_at": hkTime}
-	hostileVersionQuery = map[string]hostileKind{"version": hkInt}
+	hostileVersionQuery   = map[string]hostileKind{"version": hkInt}
+	hostileCampaignFields = map[string]hostileKind{"name": hkString, "mode": hkString, "flow_id": hkString, "purpose": hkString,
+		"caller_ids": hkStrings, "caller_id_name": hkString, "switch": hkString, "list_ids": hkStrings, "target": hkString,
+		"max_concurrent": hkInt, "max_cps": hkFloat, "max_attempts": hkInt, "retry": hkObject, "schedule": hkObject, "ring_seconds": hkInt}
+	hostileEmptyBody = hostileInput{body: bodyObject, emptyOK: true, valid: `{}`}
 )
 
 // hostileInputs are the routes that take a body or query parameters. A
@@ -113,13 +121,26 @@ var hostileInputs = map[string]hostileInput{
 	"POST /v1/prompts/:name": {body: bodyMultipart, limit: hostileMaxPrompt},
 	"GET /v1/calls": {query: map[string]hostileKind{"state": hkString, "switch": hkString, "to": hkString,
 		"created_after": hkTime, "created_before": hkTime, "limit": hkInt, "cursor": hkString}},
-	"GET /v1/calls/:id":     {query: map[string]hostileKind{"include": hkString}},
-	"GET /v1/audit":         {query: map[string]hostileKind{"after": hkInt, "limit": hkInt}},
-	"GET /v1/consents":      {query: map[string]hostileKind{"number": hkString}, base: url.Values{"number": {numberA}}},
-	"GET /v1/refusals":      {query: map[string]hostileKind{"number": hkString}, base: url.Values{"number": {numberA}}},
-	"GET /v1/policies/:id":  {query: hostileVersionQuery},
-	"GET /v1/flows/:id":     {query: hostileVersionQuery},
-	"GET /v1/prompts/:name": {query: hostileVersionQuery},
+	"GET /v1/calls/:id":              {query: map[string]hostileKind{"include": hkString}},
+	"GET /v1/audit":                  {query: map[string]hostileKind{"after": hkInt, "limit": hkInt}},
+	"GET /v1/consents":               {query: map[string]hostileKind{"number": hkString}, base: url.Values{"number": {numberA}}},
+	"GET /v1/refusals":               {query: map[string]hostileKind{"number": hkString}, base: url.Values{"number": {numberA}}},
+	"GET /v1/policies/:id":           {query: hostileVersionQuery},
+	"GET /v1/flows/:id":              {query: hostileVersionQuery},
+	"GET /v1/prompts/:name":          {query: hostileVersionQuery},
+	"POST /v1/campaigns":             {body: bodyObject, fields: hostileCampaignFields, valid: validCampaign},
+	"PUT /v1/campaigns/:id":          {body: bodyObject, fields: hostileCampaignFields, valid: validCampaign},
+	"POST /v1/campaigns/:id/start":   hostileEmptyBody,
+	"POST /v1/campaigns/:id/pause":   hostileEmptyBody,
+	"POST /v1/campaigns/:id/resume":  hostileEmptyBody,
+	"POST /v1/campaigns/:id/stop":    hostileEmptyBody,
+	"POST /v1/campaigns/:id/archive": hostileEmptyBody,
+	"POST /v1/campaigns/:id/recycle": {body: bodyObject, fields: map[string]hostileKind{"outcomes": hkStrings}, valid: `{"outcomes":["no_answer","busy"]}`},
+	"GET /v1/campaigns":              {query: map[string]hostileKind{"archived": hkBool}},
+	"GET /v1/campaigns/:id/leads":    {query: map[string]hostileKind{"status": hkString, "after": hkInt, "limit": hkInt}},
+	"POST /v1/lead-lists":            {body: bodyObject, fields: map[string]hostileKind{"name": hkString}, valid: `{"name":"new list"}`},
+	"POST /v1/lead-lists/:id/imports": {body: bodyCSV, valid: validLeadCSV, limit: hostileMaxLeads,
+		query: map[string]hostileKind{"default_region": hkString, "tag_columns": hkString}},
 }
 
 // hostileValue is one hostile string and the class it belongs to.
@@ -148,11 +169,14 @@ var (
 
 // hostileWrongTypes are JSON values of every type but the member's.
 var hostileWrongTypes = map[hostileKind][]string{
-	hkString: {`123`, `true`, `{}`, `["x"]`},
-	hkInt:    {`"30"`, `true`, `{}`, `[30]`},
-	hkBool:   {`"true"`, `1`, `{}`, `[]`},
-	hkTime:   {`1700000000`, `"yesterday"`, `{}`, `"2025-13-45T99:00:00Z"`},
-	hkMap:    {`"x"`, `[]`, `1`, `{"cg_x":1}`, `{"cg_x":null}`, `{"cg_x":{}}`},
+	hkString:  {`123`, `true`, `{}`, `["x"]`},
+	hkInt:     {`"30"`, `true`, `{}`, `[30]`},
+	hkBool:    {`"true"`, `1`, `{}`, `[]`},
+	hkTime:    {`1700000000`, `"yesterday"`, `{}`, `"2025-13-45T99:00:00Z"`},
+	hkMap:     {`"x"`, `[]`, `1`, `{"cg_x":1}`, `{"cg_x":null}`, `{"cg_x":{}}`},
+	hkStrings: {`"x"`, `1`, `{}`, `[1]`, `[null]`, `["x",{}]`},
+	hkFloat:   {`"5"`, `true`, `{}`, `[5]`},
+	hkObject:  {`"x"`, `1`, `[]`, `true`},
 }
 
 // hostileMalformed are never a valid JSON object.
@@ -208,6 +232,16 @@ var knownGaps = map[string]hostileGap{
 	// Not gaps: a disposition is a word, so "abc" from the number cases is
 	// a valid one.
 	"POST /v1/calls/:id/tags body.disposition value-number": {reason: "\"abc\" is a valid disposition: the number cases do not apply to this member"},
+
+	// Campaigns and lead lists: what the fake, like the service, accepts.
+	"* /v1/campaigns* body.name value-*":                             {reason: "not a gap: a campaign name is free text; `1; SELECT pg_sleep(10)`, \"abc\", \"../../etc/passwd\" and \"&park()\" are valid names (the service, like the fake, applies CheckText and 1 to 200 characters)"},
+	"* /v1/campaigns* body.caller_id_name value-*":                   {reason: "not a gap: the caller ID name is free text under CheckText and 64 characters, which these values pass"},
+	"* /v1/campaigns* body.flow_id value-number":                     {reason: "\"abc\" and 16 digits are well-formed flow IDs; the service checks a flow ID's form, not that the flow exists"},
+	"* /v1/campaigns* body.target value-*":                           {reason: "the fake does not parse targeting expressions (dialer.ParseTarget does; \"abc\" is a valid one: the tag abc is set)"},
+	"* /v1/campaigns* body.max_cps value-number":                     {reason: "not a gap: 1.5 and 1e3 are valid calls-per-second rates"},
+	"POST /v1/lead-lists body.name value-*":                          {reason: "not a gap: a lead list name is free text under CheckText and 200 characters, which some of these values pass"},
+	"POST /v1/lead-lists/:id/imports query.tag_columns value-number": {reason: "not a gap: \"abc\" and 16 digits are valid column names"},
+	"GET /v1/campaigns/:id/leads query.after value-number":           {reason: "not a gap: 16 digits are a valid lead ID to page after (an empty page)"},
 
 	// Query parameters.
 	"GET /v1/calls query.* value-*":         {reason: "filters forwarded unchecked (state not checked with CallState.Valid, to not parsed); limit accepts \"+0123\" (strconv.Atoi takes a sign)"},
@@ -330,8 +364,9 @@ func newHostileEnv(t testing.TB) *hostileEnv {
 	toks := newFakeTokens()
 	w := &hostileWorld{world: newWorld()}
 	srv := api.New(api.Config{Auth: toks, MaxBodyBytes: hostileMaxBody, MaxImportBytes: hostileMaxImport,
-		MaxPromptBytes: hostileMaxPrompt}, w, nil, nil)
+		MaxPromptBytes: hostileMaxPrompt, MaxLeadImportBytes: hostileMaxLeads, UploadDir: t.TempDir()}, w, nil, nil)
 	srv.SetMedia(w, w)
+	srv.SetCampaigns(w)
 	srv.SetAudit(w.audit)
 	return &hostileEnv{srv: srv, h: srv.Handler(), w: w, token: toks.issue(t, tenantA, controller.RoleAdmin, "")}
 }
@@ -557,8 +592,13 @@ func hostileCases(t testing.TB, method, path string) []hostileCase {
 		member := func(v string) []byte { return hostileSetMember(t, in.valid, name, v) }
 		for _, w := range hostileWrongTypes[kind] {
 			field := name
-			if kind == hkMap && strings.HasPrefix(w, "{") {
+			switch {
+			case kind == hkMap && strings.HasPrefix(w, "{"):
 				field = name + ".cg_x"
+			case kind == hkStrings && strings.HasPrefix(w, "[") && strings.Contains(w, `"x"`):
+				field = name + "[1]"
+			case kind == hkStrings && strings.HasPrefix(w, "["):
+				field = name + "[0]"
 			}
 			add(hostileCase{name: "member " + name + " wrong type " + w, gapKey: "body." + name + " type",
 				body: member(w), field: field, ctype: "application/json"})
@@ -569,7 +609,15 @@ func hostileCases(t testing.TB, method, path string) []hostileCase {
 				add(hostileCase{name: "member " + name + " " + hv.class + " " + hostileShort(hv.v), gapKey: "body." + name + " value-" + hv.class,
 					body: member(hostileJSONString(hv.v)), ctype: "application/json", phones: phonesOf(hv.v)})
 			}
-		case hkInt:
+		case hkStrings:
+			for _, hv := range hostileStrings {
+				add(hostileCase{name: "member " + name + " " + hv.class + " " + hostileShort(hv.v), gapKey: "body." + name + " value-" + hv.class,
+					body: member("[" + hostileJSONString(hv.v) + "]"), ctype: "application/json", phones: phonesOf(hv.v)})
+			}
+		case hkObject:
+			add(hostileCase{name: "member " + name + " unknown member", gapKey: "body." + name + " unknown",
+				body: member(`{"zzz":1}`), field: name + ".zzz", ctype: "application/json"})
+		case hkInt, hkFloat:
 			for _, n := range hostileJSONInts {
 				add(hostileCase{name: "member " + name + " number " + hostileShort(n), gapKey: "body." + name + " value-number",
 					body: member(n), ctype: "application/json", phones: phonesOf(n)})
@@ -700,6 +748,7 @@ var (
 	_ controller.ComplianceAdmin = (*hostileWorld)(nil)
 	_ controller.FlowAdmin       = (*hostileWorld)(nil)
 	_ controller.RecordingAdmin  = (*hostileWorld)(nil)
+	_ controller.CampaignService = (*hostileWorld)(nil)
 )
 
 func (h *hostileWorld) Admin() controller.ComplianceAdmin { return h }
@@ -734,7 +783,7 @@ func (h *hostileWorld) state(t testing.TB) string {
 	w := h.world
 	// fmt prints maps sorted by key; a stored document need not be JSON.
 	return fmt.Sprintf("%+v", []any{w.calls, w.consents, w.refusals, w.lists, w.dnc, w.policies, w.callerIDs,
-		w.flows, w.prompts, w.runs, w.recs})
+		w.flows, w.prompts, w.runs, w.recs}) + w.fakeCampaigns.snapshot()
 }
 
 func (h *hostileWorld) CreateCall(ctx context.Context, req controller.CreateCallRequest) (controller.Call, bool, error) {
@@ -861,6 +910,42 @@ func (h *hostileWorld) ResumeRecording(ctx context.Context, tenant string, call 
 	err := h.world.ResumeRecording(ctx, tenant, call)
 	h.wrote("ResumeRecording", err)
 	return err
+}
+
+func (h *hostileWorld) CreateCampaign(ctx context.Context, c controller.Campaign) (controller.Campaign, error) {
+	out, err := h.world.CreateCampaign(ctx, c)
+	h.wrote("CreateCampaign", err)
+	return out, err
+}
+
+func (h *hostileWorld) UpdateCampaign(ctx context.Context, c controller.Campaign) (controller.Campaign, error) {
+	out, err := h.world.UpdateCampaign(ctx, c)
+	h.wrote("UpdateCampaign", err)
+	return out, err
+}
+
+func (h *hostileWorld) TransitionCampaign(ctx context.Context, tenant, id string, t controller.CampaignTransition) (controller.Campaign, error) {
+	out, err := h.world.TransitionCampaign(ctx, tenant, id, t)
+	h.wrote("TransitionCampaign", err)
+	return out, err
+}
+
+func (h *hostileWorld) RecycleLeads(ctx context.Context, tenant, id string, outcomes []controller.Outcome) (int, error) {
+	n, err := h.world.RecycleLeads(ctx, tenant, id, outcomes)
+	h.wrote("RecycleLeads", err)
+	return n, err
+}
+
+func (h *hostileWorld) CreateLeadList(ctx context.Context, tenant, name string) (controller.LeadList, error) {
+	out, err := h.world.CreateLeadList(ctx, tenant, name)
+	h.wrote("CreateLeadList", err)
+	return out, err
+}
+
+func (h *hostileWorld) ImportLeads(ctx context.Context, tenant, listID string, up controller.LeadCSV) (controller.LeadImport, error) {
+	out, err := h.world.ImportLeads(ctx, tenant, listID, up)
+	h.wrote("ImportLeads", err)
+	return out, err
 }
 
 // FuzzHostileRequests sends arbitrary bytes as the body of any route (by

@@ -152,7 +152,8 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		timeout := s.cfg.RequestTimeout
-		if c.Path() == importPath || c.Path() == promptPath || c.Path() == exportTracePath { // an upload or an export streams for longer
+		switch c.Path() {
+		case importPath, promptPath, leadImportPath, exportTracePath: // an upload or an export streams for longer
 			timeout = s.cfg.ImportTimeout
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)

@@ -228,6 +228,71 @@ func (v numberView) maskRunNode(n any) any {
 	return n
 }
 
+// campaign masks the caller IDs a campaign presents (and a caller ID name
+// that is a number).
+func (v numberView) campaign(c controller.Campaign) controller.Campaign {
+	if v.full {
+		return c
+	}
+	c.CallerIDs = v.numbers(c.CallerIDs)
+	c.CallerIDName = maskIfNumber(c.CallerIDName)
+	return c
+}
+
+func (v numberView) campaigns(cs []controller.Campaign) []controller.Campaign {
+	return mapAll(cs, v.campaign)
+}
+
+// campaignStatus masks the campaign and the free text of why it is idle.
+func (v numberView) campaignStatus(st controller.CampaignStatus) controller.CampaignStatus {
+	st.Campaign = v.campaign(st.Campaign)
+	st.Detail = v.text(st.Detail)
+	return st
+}
+
+// campaignLead masks a lead's number, and its name, tags, custom fields and
+// disposition where they quote one (a CSV can carry a second number in any
+// column).
+func (v numberView) campaignLead(l controller.CampaignLead) controller.CampaignLead {
+	if v.full {
+		return l
+	}
+	l.Phone = v.number(l.Phone)
+	l.Name, l.Disposition = v.text(l.Name), v.text(l.Disposition)
+	l.Tags, l.Fields = v.textValues(l.Tags), v.textValues(l.Fields)
+	return l
+}
+
+func (v numberView) campaignLeads(ls []controller.CampaignLead) []controller.CampaignLead {
+	return mapAll(ls, v.campaignLead)
+}
+
+// leadImport masks the rejected rows' reasons and the failure, which
+// promise never to hold a full number: belt and braces.
+func (v numberView) leadImport(im controller.LeadImport) controller.LeadImport {
+	if v.full {
+		return im
+	}
+	im.Rejects = slices.Clone(im.Rejects)
+	for i := range im.Rejects {
+		im.Rejects[i].Reason = v.text(im.Rejects[i].Reason)
+	}
+	im.Error = v.text(im.Error)
+	return im
+}
+
+// textValues masks every phone-number-like run in a map's values, in a copy.
+func (v numberView) textValues(m map[string]string) map[string]string {
+	if v.full || m == nil {
+		return m
+	}
+	out := maps.Clone(m)
+	for k, val := range out {
+		out[k] = v.text(val)
+	}
+	return out
+}
+
 // mapAll applies f to every element of a copy of xs; nil stays nil.
 func mapAll[T any](xs []T, f func(T) T) []T {
 	if xs == nil {

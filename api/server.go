@@ -40,6 +40,8 @@ const (
 	DefaultMaxImportBytes = 512 << 20
 	DefaultImportTimeout  = 30 * time.Minute
 	DefaultMaxPromptBytes = 20 << 20
+	// DefaultMaxLeadImportBytes is the default MaxLeadImportBytes.
+	DefaultMaxLeadImportBytes = 1 << 30
 )
 
 // Config configures the HTTP API. Zero fields take the defaults above.
@@ -57,12 +59,23 @@ type Config struct {
 	// /v1/dnc/lists/{id}/import); larger ones get 413. Default 512 MiB.
 	// Env: CALLGATE_API_MAX_IMPORT_BYTES.
 	MaxImportBytes int64
-	// ImportTimeout bounds the context of a do-not-call upload instead of
-	// RequestTimeout. Default 30m. Env: CALLGATE_API_IMPORT_TIMEOUT.
+	// ImportTimeout bounds the context of an upload (a do-not-call or lead
+	// CSV, a prompt) or an export instead of RequestTimeout. Default 30m.
+	// Env: CALLGATE_API_IMPORT_TIMEOUT.
 	ImportTimeout time.Duration
 	// MaxPromptBytes is the largest prompt upload accepted (POST
 	// /v1/prompts/{name}). Default 20 MiB. Env: CALLGATE_API_MAX_PROMPT_BYTES.
 	MaxPromptBytes int64
+	// MaxLeadImportBytes is the largest lead CSV upload accepted (POST
+	// /v1/lead-lists/{id}/imports); larger ones get 413. Default 1 GiB.
+	// Env: CALLGATE_API_MAX_LEAD_IMPORT_BYTES.
+	MaxLeadImportBytes int64
+	// UploadDir is where lead CSV uploads are written while they are
+	// imported in the background, each removed when its import ends: it
+	// needs room for MaxLeadImportBytes per import in progress (mind a /tmp
+	// on tmpfs, which is memory). Default os.TempDir(). Env:
+	// CALLGATE_API_UPLOAD_DIR.
+	UploadDir string
 	// Auth looks up the bearer tokens every /v1 route requires (required;
 	// cmd/callgate wires the PostgreSQL store). Without it every
 	// authenticated route answers 401: the API fails closed. When it also
@@ -100,6 +113,8 @@ func (c Config) Validate() error {
 		return controller.FieldError("ImportTimeout", "must not be negative")
 	case c.MaxPromptBytes < 0:
 		return controller.FieldError("MaxPromptBytes", "must not be negative")
+	case c.MaxLeadImportBytes < 0:
+		return controller.FieldError("MaxLeadImportBytes", "must not be negative")
 	}
 	if err := c.TokenLimit.validate("TokenLimit"); err != nil {
 		return err
@@ -136,6 +151,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxPromptBytes <= 0 {
 		c.MaxPromptBytes = DefaultMaxPromptBytes
 	}
+	if c.MaxLeadImportBytes <= 0 {
+		c.MaxLeadImportBytes = DefaultMaxLeadImportBytes
+	}
 	return c
 }
 
@@ -145,8 +163,9 @@ type Server struct {
 	svc   controller.CallService
 	admin controller.ComplianceAdmin // nil: the administration routes answer 503
 
-	flows      controller.FlowAdmin      // nil: the flow and prompt routes answer 503
-	recordings controller.RecordingAdmin // nil: the recording routes answer 503
+	flows      controller.FlowAdmin       // nil: the flow and prompt routes answer 503
+	recordings controller.RecordingAdmin  // nil: the recording routes answer 503
+	campaigns  controller.CampaignService // nil: the campaign and lead routes answer 503
 	// recordingAccess, when set, decides who may stream a recording.
 	recordingAccess RecordingAccess
 	// auditLog, when set, records every change, recording stream, export
@@ -216,6 +235,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	s.route(http.MethodGet, exportTracePath, s.exportTrace, allow(admin))
 	s.registerComplianceAdmin(limit)
 	s.registerMedia(limit)
+	s.registerCampaigns(limit)
 
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true

@@ -13,9 +13,10 @@ import (
 
 // world is every service over two tenants' data.
 type world struct {
-	calls    map[controller.CallID]controller.Call
-	consents map[string]controller.Consent
-	refusals map[string]controller.Refusal
+	*fakeCampaigns // the campaign service, with acme's campaigns
+	calls          map[controller.CallID]controller.Call
+	consents       map[string]controller.Consent
+	refusals       map[string]controller.Refusal
 	// refusalTenant is the tenant that recorded each refusal.
 	refusalTenant map[string]string
 	lists         map[string]controller.DNCList
@@ -35,6 +36,7 @@ var (
 	_ controller.FlowAdmin       = (*world)(nil)
 	_ controller.RecordingAdmin  = (*world)(nil)
 	_ controller.TraceExporter   = (*world)(nil)
+	_ controller.CampaignService = (*world)(nil)
 )
 
 var errNF = controller.Errorf(controller.ENOTFOUND, "not found")
@@ -46,7 +48,9 @@ func newWorld() *world {
 		policies: map[string]controller.PolicyRecord{}, callerIDs: map[string][]string{},
 		flows: map[string]controller.FlowRecord{}, prompts: map[string]controller.Prompt{},
 		runs: map[controller.CallID]controller.FlowRun{}, recs: map[string]controller.Recording{}, audit: &fakeAudit{},
+		fakeCampaigns: newFakeCampaigns(),
 	}
+	w.seedAcme()
 	for _, c := range []controller.Call{
 		{ID: callAlice, TenantID: tenantA, AgentID: "alice", To: "+15557770100", From: callerA},
 		{ID: callBob, TenantID: tenantA, AgentID: "bob", To: bobNumber, From: callerA},

@@ -320,7 +320,7 @@ type CampaignStore interface {
 	RecycleLeads(ctx context.Context, id string, outcomes []Outcome) (int, error)
 	CreateLeadList(ctx context.Context, tenant, name string) (LeadList, error)
 	GetLeadList(ctx context.Context, tenant, id string) (LeadList, error)
-	InsertLeads(ctx context.Context, tenant, listID string, leads []Lead) (int, error)
+	InsertLeads(ctx context.Context, tenant, listID string, leads []Lead, fresh bool) (int, error)
 	StartLeadImport(ctx context.Context, tenant, listID string) (LeadImport, error)
 	SaveLeadImport(ctx context.Context, im LeadImport) error
 	GetLeadImport(ctx context.Context, tenant, id string) (LeadImport, error)

@@ -6,6 +6,8 @@
 //	callgate bench      measure whole-stack originations against switchsim
 //	callgate bench compliance   gate decisions and DNC import at national scale
 //	callgate bench dialer       pacing modes in a simulated shift (virtual time)
+//	callgate bench campaign     campaign dispatch to switchsim, originations/s
+//	callgate bench leads        lead CSV import, rows/s
 //	callgate version    print the version
 package main
 
@@ -46,6 +48,10 @@ commands:
              gate decision latency with 10M DNC entries and 1M consents, DNC import speed
   bench dialer
              predictive vs progressive pacing: a simulated 8-hour shift in virtual time
+  bench campaign [--leads N]
+             a campaign's leads dispatched, gated and originated against switchsim
+  bench leads [--rows N]
+             a lead CSV upload parsed, validated and imported
   token create|revoke|list
              API tokens (shown once, stored hashed) for a role and a tenant
   audit verify
@@ -87,6 +93,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		if len(args) > 1 && args[1] == "dialer" {
 			return runBenchDialer(ctx, args[2:], stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "campaign" {
+			return runBenchCampaign(ctx, args[2:], getenv, stdout, stderr)
+		}
+		if len(args) > 1 && args[1] == "leads" {
+			return runBenchLeads(ctx, args[2:], getenv, stdout)
 		}
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":

@@ -159,6 +159,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	srv := api.New(apiCfg, m.service, reg, m.Logger)
 	srv.SetMedia(m.media, m.media)
+	srv.SetCampaigns(m.campaigns)
 	srv.SetTraceExporter(traceExporter{store})
 	if l, ok := any(store).(controller.AuditLog); ok {
 		srv.SetAudit(l)

@@ -82,6 +82,9 @@ func parseNumber(raw, defaultRegion string) (Number, error) {
 // only the E.164 form, with the same checks and errors, without time zones,
 // subdivision or cache.
 func NormalizeNumber(raw, defaultRegion string) (string, error) {
+	if pn, ok := nanpE164(raw); ok && isValid(pn) {
+		return raw, nil // already E.164, and valid
+	}
 	pn, err := parsePhone(raw, defaultRegion)
 	if err != nil {
 		return "", err
@@ -116,7 +119,7 @@ func parsePhone(raw, defaultRegion string) (pn *phonenumbers.PhoneNumber, err er
 	if pn.GetExtension() != "" {
 		return nil, controller.FieldError("to", "number %s has an extension, which cannot be dialled as E.164", masked)
 	}
-	if !phonenumbers.IsValidNumber(pn) {
+	if !isValid(pn) {
 		return nil, controller.FieldError("to", "number %s is not a valid number (region %s)", masked, regionOr(region))
 	}
 	return pn, nil

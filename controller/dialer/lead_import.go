@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/callgate/callgate/controller"
 )
@@ -12,8 +15,9 @@ import (
 // Lead import bounds: rows per insert transaction, rejects kept in the
 // report.
 const (
-	leadBatch     = 20_000
-	maxKeptReject = 1000
+	leadBatch       = 20_000
+	maxKeptReject   = 1000
+	maxFreshNumbers = 5_000_000 // about 400 MB of numbers held to remove repeats
 )
 
 // CreateLeadList creates an empty list. Returns EINVALID for a bad name.
@@ -90,89 +94,103 @@ func (cs *Campaigns) RunImport(ctx context.Context, tenant, listID string, r io.
 	return cs.runImport(ctx, lr, im), nil
 }
 
-// runImport reads rows into batches and inserts each batch while the next
-// is read, saving progress after each.
+// inserters is how many batches of one import are written at once: the
+// database writes one on each of its cores while the next is read.
+const inserters = 2
+
+// runImport reads rows into batches and inserts them, up to inserters at a
+// time while the next ones are read, saving progress after each.
 func (cs *Campaigns) runImport(ctx context.Context, lr *LeadReader, im controller.LeadImport) controller.LeadImport {
 	log := cs.log.With("import_id", im.ID, "list_id", im.ListID)
-	type result struct {
-		valid, added int
-		err          error
+	// An import into an empty list removes the file's repeats itself and
+	// copies straight into the table (fresh), until the set of numbers it
+	// keeps for that grows too large.
+	fresh := false
+	if l, err := cs.store.GetLeadList(ctx, im.TenantID, im.ListID); err == nil && l.Leads == 0 {
+		fresh = true
 	}
-	batches := make(chan []controller.Lead)
-	results := make(chan result)
-	go func() {
-		defer close(results)
-		for b := range batches {
-			n, err := cs.store.InsertLeads(ctx, im.TenantID, im.ListID, b)
-			results <- result{valid: len(b), added: n, err: err}
-			if err != nil {
-				for range batches { // drain: the reader stops at the next send
-				}
-				return
-			}
-		}
-	}()
-	inFlight := false
-	var failed error
-	collect := func() {
-		r := <-results
-		inFlight = false
-		if r.err != nil && failed == nil {
-			failed = r.err
-			return
-		}
-		im.Imported += r.added
-		im.Duplicates += r.valid - r.added
-		if err := cs.store.SaveLeadImport(ctx, im); err != nil && failed == nil {
+	seen := map[string]struct{}{}
+	var (
+		mu     sync.Mutex // guards im and failed
+		failed error
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, inserters)
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if failed == nil {
 			failed = err
 		}
+		mu.Unlock()
 	}
+	hasFailed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return failed != nil
+	}
+	insert := func(leads []controller.Lead, fresh bool) {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			n, err := cs.store.InsertLeads(ctx, im.TenantID, im.ListID, leads, fresh)
+			if err != nil {
+				fail(err)
+				return
+			}
+			mu.Lock()
+			im.Imported += n
+			im.Duplicates += len(leads) - n
+			snap := im
+			snap.Rejects = slices.Clone(im.Rejects)
+			mu.Unlock()
+			if err := cs.store.SaveLeadImport(ctx, snap); err != nil {
+				fail(err)
+			}
+		})
+	}
+	workers := runtime.GOMAXPROCS(0)
 	batch := make([]controller.Lead, 0, leadBatch)
-	flush := func() {
-		if inFlight {
-			collect()
+	for !hasFailed() {
+		rows, err := lr.readChunk(leadBatch, workers)
+		mu.Lock()
+		for _, r := range rows {
+			im.Rows++
+			if r.rej != nil {
+				im.Rejected++
+				if len(im.Rejects) < maxKeptReject {
+					im.Rejects = append(im.Rejects, *r.rej)
+				}
+				continue
+			}
+			if fresh {
+				if _, dup := seen[r.lead.Phone]; dup {
+					im.Duplicates++
+					continue
+				}
+				seen[r.lead.Phone] = struct{}{}
+			}
+			batch = append(batch, r.lead)
 		}
-		if failed != nil || len(batch) == 0 {
-			return
+		mu.Unlock()
+		if fresh && len(seen) > maxFreshNumbers {
+			fresh, seen = false, nil
 		}
-		batches <- batch
-		inFlight = true
-		batch = make([]controller.Lead, 0, leadBatch)
-	}
-	for failed == nil {
-		l, rej, err := lr.Next()
+		if len(batch) >= leadBatch || (err != nil && len(batch) > 0) {
+			insert(batch, fresh)
+			batch = make([]controller.Lead, 0, leadBatch)
+		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			failed = err
+			fail(err)
 			break
 		}
-		im.Rows++
-		if rej != nil {
-			im.Rejected++
-			if len(im.Rejects) < maxKeptReject {
-				im.Rejects = append(im.Rejects, *rej)
-			}
-			continue
-		}
-		batch = append(batch, l)
-		if len(batch) == leadBatch {
-			flush()
-		}
 		if ctx.Err() != nil {
-			failed = ctx.Err()
+			fail(ctx.Err())
 		}
 	}
-	if failed == nil {
-		flush()
-	}
-	if inFlight {
-		collect()
-	}
-	close(batches)
-	for range results {
-	}
+	wg.Wait()
 	im.State = "done"
 	if failed != nil {
 		im.State, im.Error = "failed", controller.ErrorMessage(failed)

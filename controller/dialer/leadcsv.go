@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,7 +41,6 @@ type LeadReader struct {
 	r       *csv.Reader
 	cols    []leadColumn
 	region  string
-	line    int
 	zones   map[string]bool
 	zonesMu sync.Mutex
 }
@@ -58,10 +58,8 @@ func NewLeadReader(r io.Reader, defaultRegion string, tagColumns []string) (*Lea
 	if err != nil {
 		return nil, controller.FieldError("csv", "reading the header: %v", err)
 	}
-	if region := strings.ToUpper(strings.TrimSpace(defaultRegion)); region != "" {
-		if _, err := compliance.NormalizeNumber("+12125550100", region); err != nil {
-			return nil, controller.FieldError("default_region", "unknown region %q", defaultRegion)
-		}
+	if strings.TrimSpace(defaultRegion) != "" && !compliance.KnownRegion(defaultRegion) {
+		return nil, controller.FieldError("default_region", "unknown region %q", defaultRegion)
 	}
 	tagSet := map[string]bool{}
 	for _, t := range tagColumns {
@@ -73,7 +71,7 @@ func NewLeadReader(r io.Reader, defaultRegion string, tagColumns []string) (*Lea
 	if len(head) > maxLeadColumns {
 		return nil, controller.FieldError("csv", "the header has %d columns, more than %d", len(head), maxLeadColumns)
 	}
-	lr := &LeadReader{r: cr, region: defaultRegion, line: 1, zones: map[string]bool{}}
+	lr := &LeadReader{r: cr, region: defaultRegion, zones: map[string]bool{}}
 	seen := map[string]bool{}
 	phone := false
 	for i, h := range head {
@@ -120,21 +118,37 @@ func NewLeadReader(r io.Reader, defaultRegion string, tagColumns []string) (*Lea
 // not taken (never with the full number). It returns io.EOF at the end and
 // an EINVALID error for a CSV that cannot be read further.
 func (lr *LeadReader) Next() (controller.Lead, *controller.LeadReject, error) {
+	rec, line, err := lr.record()
+	if err != nil {
+		return controller.Lead{}, nil, err
+	}
+	l, rej := lr.check(rec, line)
+	return l, rej, nil
+}
+
+// record reads the next CSV record (valid until the next call: the reader
+// reuses it) and its line.
+func (lr *LeadReader) record() ([]string, int, error) {
 	rec, err := lr.r.Read()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return controller.Lead{}, nil, io.EOF
+			return nil, 0, io.EOF
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrFieldCount) {
-			return controller.Lead{}, nil, controller.FieldError("csv", "line %d: %v", pe.Line, pe.Err)
+			return nil, 0, controller.FieldError("csv", "line %d: %v", pe.Line, pe.Err)
 		}
-		return controller.Lead{}, nil, controller.FieldError("csv", "reading: %v", err)
+		return nil, 0, controller.FieldError("csv", "reading: %v", err)
 	}
 	line, _ := lr.r.FieldPos(0)
-	lr.line = line
-	reject := func(format string, args ...any) (controller.Lead, *controller.LeadReject, error) {
-		return controller.Lead{}, &controller.LeadReject{Line: line, Reason: fmt.Sprintf(format, args...)}, nil
+	return rec, line, nil
+}
+
+// check turns a record into a lead or a reject. It is safe to call from
+// several goroutines at once.
+func (lr *LeadReader) check(rec []string, line int) (controller.Lead, *controller.LeadReject) {
+	reject := func(format string, args ...any) (controller.Lead, *controller.LeadReject) {
+		return controller.Lead{}, &controller.LeadReject{Line: line, Reason: fmt.Sprintf(format, args...)}
 	}
 	if len(rec) != len(lr.cols) {
 		return reject("has %d fields, the header %d", len(rec), len(lr.cols))
@@ -180,7 +194,47 @@ func (lr *LeadReader) Next() (controller.Lead, *controller.LeadReject, error) {
 			(*m)[c.key] = v
 		}
 	}
-	return l, nil, nil
+	return l, nil
+}
+
+// leadRow is a checked row of a chunk: a lead or a reject.
+type leadRow struct {
+	lead controller.Lead
+	rej  *controller.LeadReject
+}
+
+// readChunk reads up to n records and checks them on workers goroutines,
+// returning the rows in file order. err is io.EOF after the last record,
+// or the reading error; the rows read before it are returned with it.
+func (lr *LeadReader) readChunk(n, workers int) ([]leadRow, error) {
+	type rec struct {
+		fields []string
+		line   int
+	}
+	recs := make([]rec, 0, n)
+	var err error
+	for len(recs) < n {
+		var fields []string
+		var line int
+		fields, line, err = lr.record()
+		if err != nil {
+			break
+		}
+		recs = append(recs, rec{slices.Clone(fields), line})
+	}
+	rows := make([]leadRow, len(recs))
+	var wg sync.WaitGroup
+	per := (len(recs) + workers - 1) / max(workers, 1)
+	for start := 0; start < len(recs); start += per {
+		end := min(start+per, len(recs))
+		wg.Go(func() {
+			for i := start; i < end; i++ {
+				rows[i].lead, rows[i].rej = lr.check(recs[i].fields, recs[i].line)
+			}
+		})
+	}
+	wg.Wait()
+	return rows, err
 }
 
 func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }

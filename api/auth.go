@@ -47,6 +47,11 @@ type Policy struct {
 	// answered 404 so its existence does not leak. Listings are narrowed
 	// to the agent's calls.
 	AgentScoped bool
+	// AgentSelf routes name an agent (the path's id): an agent reaches
+	// only their own, the one their token names (Principal.AgentID), and
+	// any other is answered 404 so its existence does not leak. authorize
+	// enforces it before the handler runs; other roles are not narrowed.
+	AgentSelf bool
 }
 
 // Allows reports whether role may call the route.
@@ -57,6 +62,10 @@ func allow(roles ...controller.Role) Policy { return Policy{Roles: roles} }
 
 // ownCalls is allow for a route that names a call: agents reach only their own.
 func ownCalls(roles ...controller.Role) Policy { return Policy{Roles: roles, AgentScoped: true} }
+
+// ownAgent is allow for a route that names an agent by its id: an agent
+// reaches only their own.
+func ownAgent(roles ...controller.Role) Policy { return Policy{Roles: roles, AgentSelf: true} }
 
 // open is the policy of a route that needs no token.
 var open = Policy{Open: true}
@@ -195,7 +204,8 @@ func (s *Server) tokenOf(c echo.Context) (controller.Token, error) {
 	return tok, nil
 }
 
-// authorize answers 403 unless the principal's role is in the policy.
+// authorize answers 403 unless the principal's role is in the policy, and
+// 404 when an agent names another agent on an AgentSelf route.
 func authorize(p Policy) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -203,6 +213,10 @@ func authorize(p Policy) echo.MiddlewareFunc {
 			if !p.Allows(pr.Role) {
 				c.Set(ctxKeyDenied, true)
 				return controller.Errorf(controller.EFORBIDDEN, "the %s role may not %s %s", pr.Role, c.Request().Method, c.Path())
+			}
+			if p.AgentSelf && pr.Role == controller.RoleAgent && c.Param("id") != pr.AgentID {
+				c.Set(ctxKeyDenied, true)
+				return errAgentNotFound
 			}
 			return next(c)
 		}
@@ -276,7 +290,7 @@ func (s *Server) scopeToAgent(c echo.Context) error {
 }
 
 // denied reports whether the request was refused (401, 403, or a 404
-// hiding another agent's call).
+// hiding another agent's call or another agent).
 func denied(c echo.Context) bool {
 	d, _ := c.Get(ctxKeyDenied).(bool)
 	return d

@@ -22,7 +22,7 @@ import (
 )
 
 // The authorisation matrix: every registered route × every role × own or
-// other tenant (and, for agents, own or another agent's call), over a
+// other tenant (and, for agents, own or another agent's call or agent), over a
 // tenant-aware fake of every service. Tenant acme owns all the data the
 // paths name; globex asks for it too and must learn nothing.
 
@@ -49,10 +49,11 @@ const (
 	bobNumber = "+15557779999" // bob's customer
 )
 
-var leakMarkers = append([]string{"acme", "5557770", "5557779", string(callAlice), string(callBob), recAlice, recBob}, campaignMarkers...)
+var leakMarkers = slices.Concat([]string{"acme", "5557770", "5557779", string(callAlice), string(callBob), recAlice, recBob},
+	campaignMarkers, agentMarkers)
 
-// bobMarkers are what alice must never see of bob's call.
-var bobMarkers = []string{string(callBob), recBob, "5557779"}
+// bobMarkers are what alice must never see of bob's call and of bob.
+var bobMarkers = []string{string(callBob), recBob, "5557779", agentBob}
 
 // cellRequest is what one route is called with in the matrix.
 type cellRequest struct {
@@ -96,6 +97,9 @@ func matrixRequests(t testing.TB) map[string]cellRequest {
 		"POST /v1/campaigns/:id/recycle":     js(`{"outcomes":["no_answer","busy"]}`),
 		"POST /v1/lead-lists":                js(`{"name":"new list"}`),
 		"POST /v1/lead-lists/:id/imports":    {body: validLeadCSV, contentType: "text/csv"},
+		"POST /v1/agents":                    js(validAgent),
+		"POST /v1/agents/:id/state":          js(`{"state":"available"}`),
+		"POST /v1/agents/:id/wrapup":         js(`{"disposition":"sale","tags":{"interest":"high"}}`),
 	}
 }
 
@@ -121,17 +125,18 @@ var namesAcmeData = map[string]string{"POST /v1/campaigns": "list_ids[0]"}
 var globalByDesign []string
 
 // target fills a route's path parameters with acme's IDs; for a call (or
-// its recording) alice's, or bob's when otherAgent.
+// its recording) or an agent alice's, or bob's when otherAgent.
 func target(path string, otherAgent bool) string {
-	call, rec := callAlice, recAlice
+	call, rec, ag := callAlice, recAlice, agentAlice
 	if otherAgent {
-		call, rec = callBob, recBob
+		call, rec, ag = callBob, recBob, agentBob
 	}
 	id := map[string]string{
 		"/v1/calls/": string(call), "/v1/attempts/": string(call), "/v1/recordings/": rec,
 		"/v1/consents/": consentA, "/v1/refusals/": refusalA, "/v1/dnc/lists/": listA,
 		"/v1/policies/": policyA, "/v1/flows/": flowA,
 		"/v1/campaigns/": campaignActionTarget(path), "/v1/lead-lists/": leadListA, "/v1/lead-imports/": leadImportA,
+		"/v1/agents/": ag,
 	}
 	out := path
 	for prefix, v := range id {
@@ -163,13 +168,13 @@ func campaignActionTarget(path string) string {
 type cell struct {
 	role       controller.Role
 	tenant     string
-	otherAgent bool // an agent asking for another agent's call
+	otherAgent bool // an agent asking for another agent's call, or another agent
 }
 
 func (c cell) String() string {
 	s := string(c.role) + "@" + c.tenant
 	if c.otherAgent {
-		s += " (another agent's call)"
+		s += " (another agent's)"
 	}
 	return s
 }
@@ -184,7 +189,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			continue
 		}
 		route := rp.Method + " " + rp.Path
-		namesCall := rp.Policy.AgentScoped && strings.Contains(rp.Path, ":id")
+		namesCall := (rp.Policy.AgentScoped || rp.Policy.AgentSelf) && strings.Contains(rp.Path, ":id")
 		var matrix []cell
 		for _, role := range controller.Roles() {
 			matrix = append(matrix, cell{role: role, tenant: tenantA}, cell{role: role, tenant: tenantB})
@@ -198,7 +203,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				b := setupWorld(t, w)
 				agentID := ""
 				if cl.role == controller.RoleAgent {
-					agentID = map[string]string{tenantA: "alice", tenantB: "carol"}[cl.tenant]
+					agentID = map[string]string{tenantA: agentAlice, tenantB: agentCarol}[cl.tenant]
 				}
 				secret := b.tokens.issue(t, cl.tenant, cl.role, agentID)
 				cr := reqs[route]
@@ -286,6 +291,7 @@ func setupWorld(t testing.TB, w *world) *bundle {
 	b.srv = api.New(api.Config{Auth: b.tokens, UploadDir: t.TempDir()}, w, nil, nil)
 	b.srv.SetMedia(w, w)
 	b.srv.SetCampaigns(w)
+	b.srv.SetAgents(w)
 	b.srv.SetAudit(w.audit)
 	b.srv.SetTraceExporter(w)
 	b.h = b.srv.Handler()
@@ -296,13 +302,13 @@ func TestAgentSeesOnlyTheirCalls(t *testing.T) {
 	t.Parallel()
 	w := newWorld()
 	b := setupWorld(t, w)
-	alice := "Bearer " + b.tokens.issue(t, tenantA, controller.RoleAgent, "alice")
+	alice := "Bearer " + b.tokens.issue(t, tenantA, controller.RoleAgent, agentAlice)
 
 	rec := b.do(t, http.MethodPost, "/v1/calls", `{"to":"+15557770200","from":"+15557770002"}`, "Authorization", alice)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	var placed api.CallResource
 	decode(t, rec, &placed)
-	require.Equal(t, "alice", placed.AgentID, "a call placed with an agent's token is theirs")
+	require.Equal(t, agentAlice, placed.AgentID, "a call placed with an agent's token is theirs")
 	requireError(t, b.do(t, http.MethodPost, "/v1/calls", `{"to":"+15557770200","from":"+15557770002","agent_id":"bob"}`,
 		"Authorization", alice), http.StatusForbidden, "forbidden", "agent_id")
 

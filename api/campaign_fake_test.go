@@ -42,6 +42,7 @@ type fakeCampaigns struct {
 	imports   map[string]controller.LeadImport
 	leads     map[string][]controller.CampaignLead // by campaign
 	attempts  map[int64][]controller.Call          // by lead
+	stats     map[string]controller.CampaignStats  // by campaign; others have none yet
 
 	// importErr, when set, fails ImportLeads: before it opens the upload,
 	// or after reading and closing it when importErrAfterOpen.
@@ -57,7 +58,7 @@ var _ controller.CampaignService = (*fakeCampaigns)(nil)
 func newFakeCampaigns() *fakeCampaigns {
 	return &fakeCampaigns{campaigns: map[string]controller.Campaign{}, leadLists: map[string]controller.LeadList{},
 		imports: map[string]controller.LeadImport{}, leads: map[string][]controller.CampaignLead{},
-		attempts: map[int64][]controller.Call{}}
+		attempts: map[int64][]controller.Call{}, stats: map[string]controller.CampaignStats{}}
 }
 
 // seedAcme stores acme's campaign data.
@@ -81,6 +82,24 @@ func (f *fakeCampaigns) seedAcme() {
 	}
 	f.attempts[leadA] = []controller.Call{{ID: callAlice, TenantID: tenantA, To: "+15557770300", From: callerA,
 		State: controller.CallFailed, HangupCause: "USER_BUSY", CreatedAt: fixedTime, UpdatedAt: fixedTime}}
+	f.stats[campaignRunning] = runningStats
+}
+
+// runningStats are the running campaign's statistics: an A/B test of two
+// flows, bold ahead of the control.
+var runningStats = controller.CampaignStats{CampaignID: campaignRunning, ConversionDispositions: []string{"sale"},
+	Overall: controller.VariantStats{Leads: 200, Attempts: 200, Connected: 110, ConnectRate: 0.55,
+		ConnectInterval: &controller.Interval{Low: 0.48, High: 0.62}, AvgTalkSeconds: 35, Conversions: 75,
+		ConversionRate: 0.375, ConversionInterval: &controller.Interval{Low: 0.31, High: 0.44}},
+	Variants: []controller.VariantStats{
+		{Name: "control", FlowID: "pitch-a", Weight: 1, Leads: 100, Attempts: 100, Connected: 50, ConnectRate: 0.5,
+			Conversions: 30, ConversionRate: 0.3},
+		{Name: "bold", FlowID: "pitch-b", Weight: 1, Leads: 100, Attempts: 100, Connected: 60, ConnectRate: 0.6,
+			Conversions: 45, ConversionRate: 0.45,
+			VsControl: &controller.Comparison{Control: "control", Difference: 0.15, PValue: 0.0285, Significant: true}},
+	},
+	Metrics: controller.CampaignMetrics{Originated: 200, CallSetupSuccessRate: 0.8, AnswerSeizureRatio: 0.55,
+		AverageCallDuration: 35, AbandonRate: 0.02, BlockedAttempts: 3, BlockedByReason: map[string]int{"dnc_list": 3}},
 }
 
 func (f *fakeCampaigns) newID() string {
@@ -200,6 +219,51 @@ func (f *fakeCampaigns) validate(c *controller.Campaign) error {
 	if c.RingSeconds < 1 || c.RingSeconds > 300 {
 		return controller.FieldError("ring_seconds", "must be between 1 and 300")
 	}
+	return fakeValidateVariants(c)
+}
+
+// fakeDisposition is controller's form of a disposition.
+var fakeDisposition = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
+// fakeValidateVariants is controller/dialer's validateVariants.
+func fakeValidateVariants(c *controller.Campaign) error {
+	if len(c.Variants) > 0 {
+		if len(c.Variants) < 2 || len(c.Variants) > 10 {
+			return controller.FieldError("variants", "give 2 to 10 variants, or none")
+		}
+		if c.FlowID != "" {
+			return controller.FieldError("flow_id", "leave it out with variants")
+		}
+		seen := map[string]bool{}
+		for i := range c.Variants {
+			v, field := &c.Variants[i], fmt.Sprintf("variants[%d]", i)
+			if !fakeFlowID.MatchString(v.Name) || seen[v.Name] {
+				return controller.FieldError(field+".name", "malformed or repeated")
+			}
+			seen[v.Name] = true
+			if !fakeFlowID.MatchString(v.FlowID) {
+				return controller.FieldError(field+".flow_id", "malformed")
+			}
+			if v.Weight == 0 {
+				v.Weight = 1
+			}
+			if v.Weight < 1 || v.Weight > 1000 {
+				return controller.FieldError(field+".weight", "must be between 1 and 1000")
+			}
+		}
+	}
+	if len(c.ConversionDispositions) > 20 {
+		return controller.FieldError("conversion_dispositions", "at most 20")
+	}
+	for i, d := range c.ConversionDispositions {
+		d = strings.ToLower(d)
+		if !fakeDisposition.MatchString(d) {
+			return controller.FieldError(fmt.Sprintf("conversion_dispositions[%d]", i), "not a disposition")
+		}
+		c.ConversionDispositions[i] = d
+	}
+	slices.Sort(c.ConversionDispositions)
+	c.ConversionDispositions = slices.Compact(c.ConversionDispositions)
 	return nil
 }
 
@@ -352,6 +416,19 @@ func (f *fakeCampaigns) RecycleLeads(_ context.Context, tenant, id string, outco
 		}
 	}
 	return n, nil
+}
+
+func (f *fakeCampaigns) CampaignStats(_ context.Context, tenant, id string) (controller.CampaignStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.campaign(tenant, id); err != nil {
+		return controller.CampaignStats{}, err
+	}
+	if st, ok := f.stats[id]; ok {
+		return st, nil
+	}
+	return controller.CampaignStats{CampaignID: id, ConversionDispositions: controller.DefaultConversionDispositions,
+		Variants: []controller.VariantStats{}, Metrics: controller.CampaignMetrics{BlockedByReason: map[string]int{}}}, nil
 }
 
 func (f *fakeCampaigns) CreateLeadList(_ context.Context, tenant, name string) (controller.LeadList, error) {

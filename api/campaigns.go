@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -49,6 +50,7 @@ func (s *Server) registerCampaigns(limit echo.MiddlewareFunc) {
 	s.route(http.MethodGet, "/v1/campaigns/:id/leads", s.campaignLeads, allow(admin))
 	s.route(http.MethodGet, "/v1/campaigns/:id/leads/:lead_id/attempts", s.leadAttempts, allow(admin))
 	s.route(http.MethodPost, "/v1/campaigns/:id/recycle", s.recycleLeads, allow(admin), limit)
+	s.route(http.MethodGet, "/v1/campaigns/:id/stats", s.campaignStats, allow(admin))
 	s.route(http.MethodPost, "/v1/lead-lists", s.createLeadList, allow(admin), limit)
 	s.route(http.MethodGet, "/v1/lead-lists/:id", s.getLeadList, allow(admin))
 	s.route(http.MethodPost, leadImportPath, s.importLeads, allow(admin), s.limitLeadImport)
@@ -79,18 +81,20 @@ func uuidParam(c echo.Context, param, what string) (string, error) {
 // campaignFields are the settings POST /v1/campaigns and PUT
 // /v1/campaigns/{id} accept.
 var campaignFields = []string{"name", "mode", "flow_id", "purpose", "caller_ids", "caller_id_name", "switch",
-	"list_ids", "target", "max_concurrent", "max_cps", "max_attempts", "retry", "schedule", "ring_seconds"}
+	"list_ids", "target", "max_concurrent", "max_cps", "max_attempts", "retry", "schedule", "ring_seconds",
+	"variants", "conversion_dispositions"}
 
 // campaignReadOnly are the members of a campaign as GET shows it that the
 // server sets: a body carrying one is refused with its name, not ignored.
 var campaignReadOnly = []string{"id", "tenant_id", "state", "created_at", "updated_at", "started_at", "ended_at",
 	"counters", "dialling", "idle", "detail"}
 
-// retryFields and scheduleFields are the members of a retry rule and a
-// schedule.
+// retryFields, scheduleFields and variantFields are the members of a
+// retry rule, a schedule and an A/B test variant.
 var (
 	retryFields    = []string{"delay_seconds", "max"}
 	scheduleFields = []string{"start", "stop", "time_zone"}
+	variantFields  = []string{"name", "flow_id", "weight"}
 )
 
 // readCampaign reads a campaign's settings from the body. The service
@@ -122,11 +126,15 @@ func readCampaign(c echo.Context) (controller.Campaign, error) {
 		obj.float("max_cps", &in.MaxCPS),
 		obj.integer("max_attempts", &in.MaxAttempts),
 		obj.integer("ring_seconds", &in.RingSeconds),
+		obj.stringList("conversion_dispositions", &in.ConversionDispositions),
 	); err != nil {
 		return in, err
 	}
 	in.Mode, in.Purpose = controller.DialMode(mode), controller.Purpose(purpose)
 	if in.Retry, err = readRetry(obj); err != nil {
+		return in, err
+	}
+	if in.Variants, err = readVariants(obj); err != nil {
 		return in, err
 	}
 	sched, err := obj.nested("schedule", func(k string) bool { return slices.Contains(scheduleFields, k) })
@@ -166,6 +174,38 @@ func readRetry(obj object) (map[controller.Outcome]controller.RetryRule, error) 
 			return nil, err
 		}
 		out[o] = r
+	}
+	return out, nil
+}
+
+// readVariants reads the A/B test variants, an array of objects:
+// [{"name": "control", "flow_id": "pitch-a", "weight": 1}, …]. A member is
+// reported as variants[i].name.
+func readVariants(obj object) ([]controller.Variant, error) {
+	raw, ok := obj["variants"]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, controller.FieldError("variants", "must be an array of objects: [{\"name\": …, \"flow_id\": …, \"weight\": …}]")
+	}
+	out := make([]controller.Variant, 0, len(items))
+	for i, item := range items {
+		field := fmt.Sprintf("variants[%d]", i)
+		if len(item) == 0 || item[0] != '{' {
+			return nil, controller.FieldError(field, "must be an object: {\"name\": …, \"flow_id\": …, \"weight\": …}")
+		}
+		v, err := parseObject(item, field+".", func(k string) bool { return slices.Contains(variantFields, k) })
+		if err != nil {
+			return nil, err
+		}
+		var x controller.Variant
+		if err := firstErr(v.str(field+".name", &x.Name), v.str(field+".flow_id", &x.FlowID),
+			v.integer(field+".weight", &x.Weight)); err != nil {
+			return nil, err
+		}
+		out = append(out, x)
 	}
 	return out, nil
 }
@@ -350,6 +390,25 @@ func (s *Server) leadAttempts(c echo.Context) error {
 		out.Calls = append(out.Calls, view.call(NewCallResource(call, nil)))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// campaignStats returns a campaign's results, overall and per A/B test
+// variant, and its call metrics. They hold counts, rates, variant names
+// and block reasons, never a number: no view applies.
+func (s *Server) campaignStats(c echo.Context) error {
+	cs, err := s.campaignCall(c)
+	if err != nil {
+		return err
+	}
+	id, err := uuidParam(c, "id", "campaign")
+	if err != nil {
+		return err
+	}
+	st, err := cs.CampaignStats(c.Request().Context(), tenant(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
 }
 
 // recycled is the body of POST /v1/campaigns/{id}/recycle.

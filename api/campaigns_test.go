@@ -2,9 +2,11 @@ package api_test
 
 import (
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -383,5 +385,82 @@ func TestCampaignsUnavailable(t *testing.T) {
 		requireError(t, b.serve(req), http.StatusServiceUnavailable, controller.EUNAVAILABLE, "")
 		n++
 	}
-	require.Equal(t, 16, n)
+	require.Equal(t, 17, n)
+}
+
+func TestCampaignVariantsAPI(t *testing.T) {
+	t.Parallel()
+	b, _, _ := setupCampaigns(t, api.Config{})
+	settings := `"name":"ab","caller_ids":["+15558880002"],"list_ids":["` + leadListA + `"]`
+	rec := b.do(t, http.MethodPost, "/v1/campaigns", `{`+settings+`,"variants":[{"name":"control","flow_id":"pitch-a"},`+
+		`{"name":"bold","flow_id":"pitch-b","weight":3}],"conversion_dispositions":["Sale","won"]}`)
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	var c controller.Campaign
+	decode(t, rec, &c)
+	require.Equal(t, []controller.Variant{{Name: "control", FlowID: "pitch-a", Weight: 1},
+		{Name: "bold", FlowID: "pitch-b", Weight: 3}}, c.Variants, "equal weights by default")
+	require.Equal(t, []string{"sale", "won"}, c.ConversionDispositions)
+
+	for _, tc := range []struct{ variants, field string }{
+		// What the handler checks: JSON types and members.
+		{`{}`, "variants"},
+		{`"control"`, "variants"},
+		{`[1]`, "variants[0]"},
+		{`[{"name":"a","flow_id":"f"},null]`, "variants[1]"},
+		{`[{"name":"a","flow":"f"}]`, "variants[0].flow"},
+		{`[{"name":1}]`, "variants[0].name"},
+		{`[{"name":"a\nb"}]`, "variants[0].name"},
+		{`[{"name":"a","weight":"2"}]`, "variants[0].weight"},
+		{`[{"name":"a","weight":1,"weight":2}]`, "variants[0].weight"},
+		// What the service checks.
+		{`[{"name":"a","flow_id":"f"}]`, "variants"},
+		{`[{"name":"a","flow_id":"f"},{"name":"a","flow_id":"g"}]`, "variants[1].name"},
+		{`[{"name":"a","flow_id":"f"},{"name":"b"}]`, "variants[1].flow_id"},
+		{`[{"name":"a","flow_id":"f"},{"name":"b","flow_id":"g","weight":-1}]`, "variants[1].weight"},
+	} {
+		requireError(t, b.do(t, http.MethodPost, "/v1/campaigns", `{`+settings+`,"variants":`+tc.variants+`}`),
+			http.StatusBadRequest, controller.EINVALID, tc.field)
+	}
+	requireError(t, b.do(t, http.MethodPost, "/v1/campaigns", `{`+settings+`,"flow_id":"x","variants":[{"name":"a","flow_id":"f"},{"name":"b","flow_id":"g"}]}`),
+		http.StatusBadRequest, controller.EINVALID, "flow_id")
+	requireError(t, b.do(t, http.MethodPost, "/v1/campaigns", `{`+settings+`,"conversion_dispositions":"sale"}`),
+		http.StatusBadRequest, controller.EINVALID, "conversion_dispositions")
+	requireError(t, b.do(t, http.MethodPost, "/v1/campaigns", `{`+settings+`,"conversion_dispositions":["sale","no sale"]}`),
+		http.StatusBadRequest, controller.EINVALID, "conversion_dispositions[1]")
+}
+
+func TestCampaignStatsAPI(t *testing.T) {
+	t.Parallel()
+	b, _, _ := setupCampaigns(t, api.Config{})
+	rec := b.do(t, http.MethodGet, "/v1/campaigns/"+campaignRunning+"/stats", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var st controller.CampaignStats
+	decode(t, rec, &st)
+	require.Equal(t, runningStats, st)
+	// The wire names the API documents.
+	var raw map[string]any
+	decode(t, rec, &raw)
+	require.ElementsMatch(t, []string{"campaign_id", "conversion_dispositions", "overall", "variants", "metrics"}, slices.Collect(maps.Keys(raw)))
+	bold := raw["variants"].([]any)[1].(map[string]any)
+	require.Equal(t, map[string]any{"control": "control", "difference": 0.15, "p_value": 0.0285, "significant": true}, bold["vs_control"])
+	require.Contains(t, raw["overall"], "conversion_interval")
+	require.NotContains(t, raw["metrics"], "agent_utilisation", "absent until campaigns dial for agents")
+	require.Contains(t, raw["metrics"], "average_call_duration_seconds")
+
+	// A campaign with no calls yet: zeros, no variants.
+	rec = b.do(t, http.MethodGet, "/v1/campaigns/"+campaignA+"/stats", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var fresh map[string]any
+	decode(t, rec, &fresh)
+	require.Equal(t, []any{}, fresh["variants"])
+	require.NotContains(t, fresh["overall"], "conversion_interval")
+
+	requireError(t, b.do(t, http.MethodGet, "/v1/campaigns/"+unknownID+"/stats", ""), http.StatusNotFound, controller.ENOTFOUND, "")
+	requireError(t, b.do(t, http.MethodGet, "/v1/campaigns/spring/stats", ""), http.StatusNotFound, controller.ENOTFOUND, "")
+	requireError(t, b.do(t, http.MethodGet, "/v1/campaigns/"+campaignRunning+"/stats?variant=bold", ""),
+		http.StatusBadRequest, controller.EINVALID, "variant")
+	other := b.tokens.issue(t, tenantB, controller.RoleAdmin, "")
+	req := httptest.NewRequest(http.MethodGet, "/v1/campaigns/"+campaignRunning+"/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+other)
+	requireError(t, b.serve(req), http.StatusNotFound, controller.ENOTFOUND, "")
 }

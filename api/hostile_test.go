@@ -53,6 +53,7 @@ const (
 	hkStrings // an array of strings
 	hkFloat   // any JSON number
 	hkObject  // an object with its own members
+	hkObjects // an array of objects with their own members
 )
 
 // hostileBody is how a route reads its body.
@@ -85,8 +86,11 @@ var (
 	hostileVersionQuery   = map[string]hostileKind{"version": hkInt}
 	hostileCampaignFields = map[string]hostileKind{"name": hkString, "mode": hkString, "flow_id": hkString, "purpose": hkString,
 		"caller_ids": hkStrings, "caller_id_name": hkString, "switch": hkString, "list_ids": hkStrings, "target": hkString,
-		"max_concurrent": hkInt, "max_cps": hkFloat, "max_attempts": hkInt, "retry": hkObject, "schedule": hkObject, "ring_seconds": hkInt}
-	hostileEmptyBody = hostileInput{body: bodyObject, emptyOK: true, valid: `{}`}
+		"max_concurrent": hkInt, "max_cps": hkFloat, "max_attempts": hkInt, "retry": hkObject, "schedule": hkObject, "ring_seconds": hkInt,
+		"variants": hkObjects, "conversion_dispositions": hkStrings}
+	hostileEmptyBody   = hostileInput{body: bodyObject, emptyOK: true, valid: `{}`}
+	hostileAgentFields = map[string]hostileKind{"name": hkString, "endpoint": hkString, "skills": hkStrings,
+		"campaign_ids": hkStrings, "wrap_seconds": hkInt}
 )
 
 // hostileInputs are the routes that take a body or query parameters. A
@@ -141,6 +145,10 @@ var hostileInputs = map[string]hostileInput{
 	"POST /v1/lead-lists":            {body: bodyObject, fields: map[string]hostileKind{"name": hkString}, valid: `{"name":"new list"}`},
 	"POST /v1/lead-lists/:id/imports": {body: bodyCSV, valid: validLeadCSV, limit: hostileMaxLeads,
 		query: map[string]hostileKind{"default_region": hkString, "tag_columns": hkString}},
+	"POST /v1/agents":           {body: bodyObject, fields: hostileAgentFields, valid: validAgent},
+	"POST /v1/agents/:id/state": {body: bodyObject, fields: map[string]hostileKind{"state": hkString}, valid: `{"state":"available"}`},
+	"POST /v1/agents/:id/wrapup": {body: bodyObject, fields: map[string]hostileKind{"disposition": hkString, "tags": hkMap},
+		valid: `{"disposition":"sale","tags":{"interest":"high"}}`},
 }
 
 // hostileValue is one hostile string and the class it belongs to.
@@ -177,6 +185,7 @@ var hostileWrongTypes = map[hostileKind][]string{
 	hkStrings: {`"x"`, `1`, `{}`, `[1]`, `[null]`, `["x",{}]`},
 	hkFloat:   {`"5"`, `true`, `{}`, `[5]`},
 	hkObject:  {`"x"`, `1`, `[]`, `true`},
+	hkObjects: {`"x"`, `1`, `{}`, `[1]`, `[null]`, `["x"]`},
 }
 
 // hostileMalformed are never a valid JSON object.
@@ -239,9 +248,17 @@ var knownGaps = map[string]hostileGap{
 	"* /v1/campaigns* body.flow_id value-number":                     {reason: "\"abc\" and 16 digits are well-formed flow IDs; the service checks a flow ID's form, not that the flow exists"},
 	"* /v1/campaigns* body.target value-*":                           {reason: "the fake does not parse targeting expressions (dialer.ParseTarget does; \"abc\" is a valid one: the tag abc is set)"},
 	"* /v1/campaigns* body.max_cps value-number":                     {reason: "not a gap: 1.5 and 1e3 are valid calls-per-second rates"},
+	"* /v1/campaigns* body.conversion_dispositions value-number":     {reason: "not a gap: \"abc\" is a valid disposition to count as a conversion"},
 	"POST /v1/lead-lists body.name value-*":                          {reason: "not a gap: a lead list name is free text under CheckText and 200 characters, which some of these values pass"},
 	"POST /v1/lead-lists/:id/imports query.tag_columns value-number": {reason: "not a gap: \"abc\" and 16 digits are valid column names"},
 	"GET /v1/campaigns/:id/leads query.after value-number":           {reason: "not a gap: 16 digits are a valid lead ID to page after (an empty page)"},
+
+	// Agents: what the fake, like controller/dialer, accepts.
+	"POST /v1/agents body.name value-*":             {reason: "not a gap: an agent's name is free text under CheckText and 200 characters, which some of these values pass"},
+	"POST /v1/agents body.endpoint value-number":    {reason: "not a gap: \"abc\", \"+\", \"+0123\" and 16 digits are well-formed dial strings (the bridge takes them as one argument: no space, comma, brace or quote)"},
+	"POST /v1/agents body.endpoint value-traversal": {reason: "not a gap: \"../../etc/passwd\" is a well-formed dial string; no file path is built from an endpoint"},
+	"POST /v1/agents body.skills value-number":      {reason: "not a gap: \"abc\" and 16 digits are valid skill labels"},
+	"POST /v1/agents/:id/wrapup body.* value-*":     {reason: "not a gap: \"abc\" is a valid disposition and tag name, and tag values are free text under CheckText and 128 bytes; the first case accepted ends alice's wrap-up, and later ones are 409"},
 
 	// Query parameters.
 	"GET /v1/calls query.* value-*":         {reason: "filters forwarded unchecked (state not checked with CallState.Valid, to not parsed); limit accepts \"+0123\" (strconv.Atoi takes a sign)"},
@@ -367,6 +384,7 @@ func newHostileEnv(t testing.TB) *hostileEnv {
 		MaxPromptBytes: hostileMaxPrompt, MaxLeadImportBytes: hostileMaxLeads, UploadDir: t.TempDir()}, w, nil, nil)
 	srv.SetMedia(w, w)
 	srv.SetCampaigns(w)
+	srv.SetAgents(w)
 	srv.SetAudit(w.audit)
 	return &hostileEnv{srv: srv, h: srv.Handler(), w: w, token: toks.issue(t, tenantA, controller.RoleAdmin, "")}
 }
@@ -599,6 +617,8 @@ func hostileCases(t testing.TB, method, path string) []hostileCase {
 				field = name + "[1]"
 			case kind == hkStrings && strings.HasPrefix(w, "["):
 				field = name + "[0]"
+			case kind == hkObjects && strings.HasPrefix(w, "["):
+				field = name + "[0]"
 			}
 			add(hostileCase{name: "member " + name + " wrong type " + w, gapKey: "body." + name + " type",
 				body: member(w), field: field, ctype: "application/json"})
@@ -617,6 +637,9 @@ func hostileCases(t testing.TB, method, path string) []hostileCase {
 		case hkObject:
 			add(hostileCase{name: "member " + name + " unknown member", gapKey: "body." + name + " unknown",
 				body: member(`{"zzz":1}`), field: name + ".zzz", ctype: "application/json"})
+		case hkObjects:
+			add(hostileCase{name: "member " + name + " unknown member", gapKey: "body." + name + " unknown",
+				body: member(`[{"zzz":1}]`), field: name + "[0].zzz", ctype: "application/json"})
 		case hkInt, hkFloat:
 			for _, n := range hostileJSONInts {
 				add(hostileCase{name: "member " + name + " number " + hostileShort(n), gapKey: "body." + name + " value-number",
@@ -749,6 +772,7 @@ var (
 	_ controller.FlowAdmin       = (*hostileWorld)(nil)
 	_ controller.RecordingAdmin  = (*hostileWorld)(nil)
 	_ controller.CampaignService = (*hostileWorld)(nil)
+	_ controller.AgentService    = (*hostileWorld)(nil)
 )
 
 func (h *hostileWorld) Admin() controller.ComplianceAdmin { return h }
@@ -783,7 +807,7 @@ func (h *hostileWorld) state(t testing.TB) string {
 	w := h.world
 	// fmt prints maps sorted by key; a stored document need not be JSON.
 	return fmt.Sprintf("%+v", []any{w.calls, w.consents, w.refusals, w.lists, w.dnc, w.policies, w.callerIDs,
-		w.flows, w.prompts, w.runs, w.recs}) + w.fakeCampaigns.snapshot()
+		w.flows, w.prompts, w.runs, w.recs}) + w.fakeCampaigns.snapshot() + w.fakeAgents.agentSnapshot()
 }
 
 func (h *hostileWorld) CreateCall(ctx context.Context, req controller.CreateCallRequest) (controller.Call, bool, error) {
@@ -945,6 +969,24 @@ func (h *hostileWorld) CreateLeadList(ctx context.Context, tenant, name string) 
 func (h *hostileWorld) ImportLeads(ctx context.Context, tenant, listID string, up controller.LeadCSV) (controller.LeadImport, error) {
 	out, err := h.world.ImportLeads(ctx, tenant, listID, up)
 	h.wrote("ImportLeads", err)
+	return out, err
+}
+
+func (h *hostileWorld) CreateAgent(ctx context.Context, a controller.Agent) (controller.Agent, error) {
+	out, err := h.world.CreateAgent(ctx, a)
+	h.wrote("CreateAgent", err)
+	return out, err
+}
+
+func (h *hostileWorld) SetAgentState(ctx context.Context, tenant, id string, state controller.AgentState) (controller.Agent, error) {
+	out, err := h.world.SetAgentState(ctx, tenant, id, state)
+	h.wrote("SetAgentState", err)
+	return out, err
+}
+
+func (h *hostileWorld) WrapUp(ctx context.Context, tenant, id, disposition string, tags map[string]string) (controller.Agent, error) {
+	out, err := h.world.WrapUp(ctx, tenant, id, disposition, tags)
+	h.wrote("WrapUp", err)
 	return out, err
 }
 

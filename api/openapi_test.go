@@ -74,12 +74,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	require.True(t, len(undocumented) == 0 && len(unregistered) == 0,
 		"openapi.yaml and the routes disagree:\n registered, not documented: %v\n documented, not registered: %v",
 		undocumented, unregistered)
-	require.Len(t, registered, 64)
+	require.Len(t, registered, 70)
 }
 
 // TestOpenAPIDocumentsPolicies fails when an operation's x-callgate-roles
-// (and x-callgate-agent-scoped) differ from the route's policy, or an open
-// route is not marked security: [].
+// (and x-callgate-agent-scoped, x-callgate-agent-self) differ from the
+// route's policy, or an open route is not marked security: [].
 func TestOpenAPIDocumentsPolicies(t *testing.T) {
 	t.Parallel()
 	paths := parseSpec(t)["paths"].(map[string]any)
@@ -102,6 +102,8 @@ func TestOpenAPIDocumentsPolicies(t *testing.T) {
 		require.ElementsMatch(t, roles, documented, name)
 		scoped, _ := op["x-callgate-agent-scoped"].(bool)
 		require.Equal(t, rp.Policy.AgentScoped, scoped, name)
+		self, _ := op["x-callgate-agent-self"].(bool)
+		require.Equal(t, rp.Policy.AgentSelf, self, name)
 		responses := op["responses"].(map[string]any)
 		require.Contains(t, responses, "401", name)
 		require.Contains(t, responses, "403", name)

@@ -281,6 +281,14 @@ func (v numberView) leadImport(im controller.LeadImport) controller.LeadImport {
 	return im
 }
 
+// agent masks a number in an agent's endpoint, a dial string that can hold
+// one (sofia/gateway/carrier/+15551234567). Nothing else of an agent is
+// personal data.
+func (v numberView) agent(a controller.Agent) controller.Agent {
+	a.Endpoint = v.text(a.Endpoint)
+	return a
+}
+
 // textValues masks every phone-number-like run in a map's values, in a copy.
 func (v numberView) textValues(m map[string]string) map[string]string {
 	if v.full || m == nil {

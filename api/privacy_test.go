@@ -109,7 +109,7 @@ func TestResponsesMaskNumbersByRole(t *testing.T) {
 			b, _ := setupPrivate(t)
 			agentID := ""
 			if role == controller.RoleAgent {
-				agentID = "alice"
+				agentID = agentAlice
 			}
 			auth := "Bearer " + b.tokens.issue(t, tenantA, role, agentID)
 			for _, r := range readable(role) {

@@ -166,6 +166,7 @@ type Server struct {
 	flows      controller.FlowAdmin       // nil: the flow and prompt routes answer 503
 	recordings controller.RecordingAdmin  // nil: the recording routes answer 503
 	campaigns  controller.CampaignService // nil: the campaign and lead routes answer 503
+	agents     controller.AgentService    // nil: the agent routes answer 503
 	// recordingAccess, when set, decides who may stream a recording.
 	recordingAccess RecordingAccess
 	// auditLog, when set, records every change, recording stream, export
@@ -236,6 +237,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	s.registerComplianceAdmin(limit)
 	s.registerMedia(limit)
 	s.registerCampaigns(limit)
+	s.registerAgents(limit)
 
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true

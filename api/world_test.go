@@ -14,6 +14,7 @@ import (
 // world is every service over two tenants' data.
 type world struct {
 	*fakeCampaigns // the campaign service, with acme's campaigns
+	*fakeAgents    // the agent service, with acme's agents
 	calls          map[controller.CallID]controller.Call
 	consents       map[string]controller.Consent
 	refusals       map[string]controller.Refusal
@@ -37,6 +38,7 @@ var (
 	_ controller.RecordingAdmin  = (*world)(nil)
 	_ controller.TraceExporter   = (*world)(nil)
 	_ controller.CampaignService = (*world)(nil)
+	_ controller.AgentService    = (*world)(nil)
 )
 
 var errNF = controller.Errorf(controller.ENOTFOUND, "not found")
@@ -48,12 +50,13 @@ func newWorld() *world {
 		policies: map[string]controller.PolicyRecord{}, callerIDs: map[string][]string{},
 		flows: map[string]controller.FlowRecord{}, prompts: map[string]controller.Prompt{},
 		runs: map[controller.CallID]controller.FlowRun{}, recs: map[string]controller.Recording{}, audit: &fakeAudit{},
-		fakeCampaigns: newFakeCampaigns(),
+		fakeCampaigns: newFakeCampaigns(), fakeAgents: newFakeAgents(),
 	}
 	w.seedAcme()
+	w.seedAgents()
 	for _, c := range []controller.Call{
-		{ID: callAlice, TenantID: tenantA, AgentID: "alice", To: "+15557770100", From: callerA},
-		{ID: callBob, TenantID: tenantA, AgentID: "bob", To: bobNumber, From: callerA},
+		{ID: callAlice, TenantID: tenantA, AgentID: agentAlice, To: "+15557770100", From: callerA},
+		{ID: callBob, TenantID: tenantA, AgentID: agentBob, To: bobNumber, From: callerA},
 	} {
 		c.State, c.CreatedAt, c.UpdatedAt = controller.CallQueued, fixedTime, fixedTime
 		w.calls[c.ID] = c

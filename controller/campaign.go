@@ -131,6 +131,14 @@ type Campaign struct {
 	UpdatedAt     time.Time             `json:"updated_at"`
 	StartedAt     *time.Time            `json:"started_at,omitempty"`
 	EndedAt       *time.Time            `json:"ended_at,omitempty"`
+
+	// Variants, when set, split the leads between flows for an A/B test
+	// (FlowID is then empty); see Variant.
+	Variants []Variant `json:"variants,omitempty"`
+	// ConversionDispositions are the call dispositions that count as a
+	// conversion in the campaign's statistics; empty: the defaults
+	// (DefaultConversionDispositions).
+	ConversionDispositions []string `json:"conversion_dispositions,omitempty"`
 }
 
 // CampaignCounters are a campaign's lead and call counts.
@@ -162,6 +170,10 @@ type CampaignStatus struct {
 	Dialling bool             `json:"dialling"`       // placing calls now
 	Idle     string           `json:"idle,omitempty"` // why not, when not
 	Detail   string           `json:"detail,omitempty"`
+	// Pacing is an agent-mode campaign's pacer on the controller that
+	// answered: its inputs (answer rate, ring, talk and wrap-up times,
+	// abandon rates) and current dial level.
+	Pacing any `json:"pacing,omitempty"`
 }
 
 // LeadList is a named set of leads, deduplicated by phone number.
@@ -193,6 +205,7 @@ type CampaignLead struct {
 	LastOutcome Outcome    `json:"last_outcome,omitempty"`
 	Disposition string     `json:"disposition,omitempty"`
 	CallID      CallID     `json:"call_id,omitempty"` // the latest call
+	Variant     string     `json:"variant,omitempty"` // its A/B test variant
 }
 
 // LeadImport is the progress and result of one CSV upload into a list.
@@ -318,6 +331,7 @@ type CampaignStore interface {
 	CampaignLeads(ctx context.Context, id, status string, after int64, limit int) ([]CampaignLead, error)
 	LeadAttempts(ctx context.Context, tenant, id string, lead int64) ([]Call, error)
 	RecycleLeads(ctx context.Context, id string, outcomes []Outcome) (int, error)
+	CampaignCallCounts(ctx context.Context, id string, conversions []string) (CampaignCallCounts, error)
 	CreateLeadList(ctx context.Context, tenant, name string) (LeadList, error)
 	GetLeadList(ctx context.Context, tenant, id string) (LeadList, error)
 	InsertLeads(ctx context.Context, tenant, listID string, leads []Lead, fresh bool) (int, error)
@@ -333,7 +347,8 @@ type CampaignService interface {
 	// naming the field.
 	CreateCampaign(ctx context.Context, c Campaign) (Campaign, error)
 	// UpdateCampaign replaces a draft or paused campaign's settings.
-	// Returns ENOTFOUND, EINVALID, ECONFLICT when it is running or ended.
+	// Returns ENOTFOUND, EINVALID, ECONFLICT when it is running or ended,
+	// or when it has started and the update changes its variants.
 	UpdateCampaign(ctx context.Context, c Campaign) (Campaign, error)
 	// Campaign returns a campaign with its counters and why it is not
 	// dialling. Returns ENOTFOUND.
@@ -353,6 +368,9 @@ type CampaignService interface {
 	// RecycleLeads puts a campaign's done leads whose last outcome is one of
 	// outcomes back to pending, with their attempts reset. Returns how many.
 	RecycleLeads(ctx context.Context, tenant, id string, outcomes []Outcome) (int, error)
+	// CampaignStats returns a campaign's results, overall and per A/B test
+	// variant, and its call metrics. Returns ENOTFOUND.
+	CampaignStats(ctx context.Context, tenant, id string) (CampaignStats, error)
 
 	// CreateLeadList creates an empty list. Returns EINVALID.
 	CreateLeadList(ctx context.Context, tenant, name string) (LeadList, error)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -254,4 +255,118 @@ func TestE2ECampaignPauseStopsAtOnce(t *testing.T) {
 			ids[call.ID] = true
 		}
 	}
+}
+
+// TestE2ECampaignABTest: a campaign split between two flows, one whose set
+// node gives the disposition "sale" and one that gives "no_sale". Each lead
+// keeps its variant, each call runs its variant's flow, and the statistics
+// per variant are what happened.
+func TestE2ECampaignABTest(t *testing.T) {
+	t.Parallel()
+	k := newTicks()
+	runs := make(chan controller.FlowRun, 64)
+	x := setupIVR(t, func(m *Main) {
+		m.OnCampaignTick = k.tick
+		m.OnRunEnded = func(r controller.FlowRun) { runs <- r }
+	})
+	x.needSim(t)
+	x.putFlow(t, "pitch-a", `{"start": "tag", "nodes": {
+		"tag": {"type": "set", "disposition": "no_sale", "next": "bye"}, "bye": {"type": "hangup"}}}`)
+	x.putFlow(t, "pitch-b", `{"start": "tag", "nodes": {
+		"tag": {"type": "set", "disposition": "sale", "next": "bye"}, "bye": {"type": "hangup"}}}`)
+	// 48 leads: three in four answer and stay on the line until the flow
+	// hangs up (1005), one in four is busy (1003).
+	var csv strings.Builder
+	csv.WriteString("phone,name\n")
+	for i := range 48 {
+		suffix := "1005"
+		if i%4 == 3 {
+			suffix = "1003"
+		}
+		fmt.Fprintf(&csv, "+1212%03d%s,Lead %d\n", 300+i, suffix, i)
+	}
+	csv.WriteString("not-a-number,Bad\n")
+	cs := x.m.Campaigns()
+	flows := map[string]string{"control": "pitch-a", "bold": "pitch-b"}
+	c := startCampaign(t, cs, csv.String(), controller.Campaign{MaxConcurrent: 20, MaxCPS: 200, MaxAttempts: 1,
+		Variants: []controller.Variant{{Name: "control", FlowID: flows["control"]}, {Name: "bold", FlowID: flows["bold"]}}})
+	require.Equal(t, 1, c.Variants[0].Weight, "equal shares")
+
+	waitCampaign(t, k, cs, c.ID, "finished", func(st controller.CampaignStatus) bool {
+		return st.Counters.Leads == 48 && st.Counters.Done == 48
+	})
+	// Every answered call's flow stored its disposition before its run
+	// ended.
+	deadline := time.After(60 * time.Second)
+	for range 36 {
+		select {
+		case <-runs:
+		case <-deadline:
+			t.Fatal("the answered calls' flows did not all end")
+		}
+	}
+
+	type tally struct{ leads, answered int }
+	want := map[string]*tally{"control": {}, "bold": {}}
+	leads, err := cs.CampaignLeads(context.Background(), "", c.ID, "", 0, 1000)
+	require.NoError(t, err)
+	byLead := leadCalls(t, cs, c.ID)
+	for _, l := range leads {
+		require.Contains(t, flows, l.Variant, "every lead is in a variant")
+		calls := byLead[l.ID]
+		require.Len(t, calls, 1, "max_attempts 1")
+		call := calls[0]
+		require.Equal(t, l.Variant, call.Variant)
+		require.Equal(t, flows[l.Variant], call.FlowID, "the call ran its variant's flow")
+		want[l.Variant].leads++
+		if strings.HasSuffix(l.Phone, "1005") {
+			want[l.Variant].answered++
+			require.NotNil(t, call.AnsweredAt)
+			require.Equal(t, map[string]string{"control": "no_sale", "bold": "sale"}[l.Variant], call.Disposition)
+		}
+	}
+	require.Positive(t, want["control"].leads)
+	require.Positive(t, want["bold"].leads)
+
+	var st controller.CampaignStats
+	require.Equal(t, http.StatusOK, x.do(t, "GET", "/v1/campaigns/"+c.ID+"/stats", nil, nil, &st))
+	require.Equal(t, controller.DefaultConversionDispositions, st.ConversionDispositions)
+	require.Equal(t, 48, st.Overall.Leads)
+	require.Equal(t, 48, st.Overall.Attempts)
+	require.Equal(t, 36, st.Overall.Connected)
+	require.Equal(t, want["bold"].answered, st.Overall.Conversions, "only bold's flow converts")
+	require.Len(t, st.Variants, 2)
+	for _, v := range st.Variants {
+		w := want[v.Name]
+		require.Equal(t, flows[v.Name], v.FlowID)
+		require.Equal(t, w.leads, v.Leads, v.Name)
+		require.Equal(t, w.leads, v.Attempts, v.Name)
+		require.Equal(t, w.answered, v.Connected, v.Name)
+		require.NotNil(t, v.ConnectInterval)
+		require.LessOrEqual(t, v.ConnectInterval.Low, v.ConnectRate)
+		require.GreaterOrEqual(t, v.ConnectInterval.High, v.ConnectRate)
+	}
+	control, bold := st.Variants[0], st.Variants[1]
+	require.Zero(t, control.Conversions)
+	require.Equal(t, bold.Connected, bold.Conversions)
+	require.Nil(t, control.VsControl)
+	require.NotNil(t, bold.VsControl)
+	require.InDelta(t, bold.ConversionRate, bold.VsControl.Difference, 1e-12)
+	require.Less(t, bold.VsControl.PValue, 0.05)
+	require.False(t, bold.VsControl.Significant, "fewer than 30 attempts in a group")
+	m := st.Metrics
+	require.Equal(t, 48, m.Originated)
+	require.InDelta(t, 0.75, m.AnswerSeizureRatio, 1e-12)
+	require.InDelta(t, 0.75, m.CallSetupSuccessRate, 1e-12, "the busy calls never rang")
+	require.Zero(t, m.AbandonRate)
+	require.Zero(t, m.BlockedAttempts)
+
+	// The same metrics for Prometheus, while the campaign runs.
+	resp, err := x.client.Get(x.base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(body), `callgate_campaign_calls_originated{campaign_id="`+c.ID+`"} 48`)
+	require.Contains(t, string(body), `callgate_campaign_answer_seizure_ratio{campaign_id="`+c.ID+`"} 0.75`)
 }

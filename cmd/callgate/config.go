@@ -4,13 +4,12 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/asterisk"
 	"github.com/callgate/callgate/controller/egress"
 	"github.com/callgate/callgate/controller/ivr"
 	"github.com/callgate/callgate/controller/recording"
+	"github.com/callgate/callgate/controller/schedule"
 
 	"errors"
 	"flag"
@@ -132,7 +131,9 @@ type MediaConfig struct {
 	// are not sent. Env CALLGATE_WEBHOOK_SECRET. Never logged.
 	WebhookSecret string `yaml:"webhook_secret"`
 	// PurgeSchedule is when the retention purge runs (cron, five fields, in
-	// the controller's zone). Default "17 3 * * *". Env CALLGATE_PURGE_SCHEDULE.
+	// the controller's zone unless prefixed CRON_TZ=Area/City; not @every).
+	// Exactly one controller runs each firing, so controllers must agree on
+	// the zone. Default "17 3 * * *". Env CALLGATE_PURGE_SCHEDULE.
 	PurgeSchedule string `yaml:"purge_schedule"`
 }
 
@@ -558,8 +559,8 @@ func (m MediaConfig) validate() error {
 			return fmt.Errorf("config: media.webhook_secret: %w", err)
 		}
 	}
-	if _, err := cron.ParseStandard(m.PurgeSchedule); err != nil {
-		return fmt.Errorf("config: media.purge_schedule: %q: %v", m.PurgeSchedule, err)
+	if err := schedule.CheckSpec(m.PurgeSchedule); err != nil {
+		return fmt.Errorf("config: media.purge_schedule: %s", controller.ErrorMessage(err))
 	}
 	return nil
 }

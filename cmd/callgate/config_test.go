@@ -75,6 +75,7 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{with("CALLGATE_RECORDING_KEYS", "/k.json"), "media"},
 		{with("CALLGATE_PROMPT_DIR", "relative"), "media.prompt_dir"},
 		{with("CALLGATE_PURGE_SCHEDULE", "every night"), "media.purge_schedule"},
+		{with("CALLGATE_PURGE_SCHEDULE", "@every 24h"), "media.purge_schedule"}, // controllers would not agree on its firings
 	}
 	for _, tt := range tests {
 		_, err := LoadConfig(nil, envOf(tt.env))

@@ -58,6 +58,7 @@ commands:
              check the audit log's hash chain: any edited, removed or reordered entry
   purge [--dry-run]
              delete call data and evidence past retention (or report what would go)
+  jobs list  the scheduled jobs' recent firings: who ran each (exactly one controller), outcome, duration
   keys init  create the recording master keyring (--file or CALLGATE_RECORDING_KEYS)
   keys rotate
              new master key, re-wrap every recording's data key, retire the old keys
@@ -109,6 +110,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTokens(ctx, args[1:], getenv, stdout)
 	case "audit":
 		return runAudit(ctx, args[1:], getenv, stdout)
+	case "jobs":
+		return runJobs(ctx, args[1:], getenv, stdout)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "callgate", version)
 		return nil

@@ -11,8 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/ivr"
@@ -22,11 +20,12 @@ import (
 
 // startMedia builds the IVR service and, when configured, the recording
 // pipeline: it seals what a crash left in the spool before anything else
-// runs, and schedules the retention purge.
+// runs, and sets the retention purge's recordings step.
 func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy compliance.Policy) error {
 	mc := m.Config.Media
 	cfg := ivr.ServiceConfig{
-		Store: store,
+		Store:  store,
+		Agents: m.agents,
 		Switches: func(name string) (controller.Switch, bool) {
 			if m.service == nil {
 				return nil, false
@@ -70,30 +69,8 @@ func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy com
 		cfg.Recordings, cfg.RecordingStore = rec, store
 		m.purgeRecordings = rec.Purge
 	}
-	// One scheduled job: recordings past retention are shredded first, then
-	// the call data and evidence past theirs are deleted. (Several
-	// controllers may run it: each step is idempotent.)
-	m.purge = cron.New()
-	if _, err := m.purge.AddFunc(mc.PurgeSchedule, func() {
-		ctx := context.Background()
-		if m.purgeRecordings != nil {
-			n, err := m.purgeRecordings(ctx)
-			if err != nil {
-				m.Logger.Error("recording retention purge failed", "err", err)
-			} else {
-				m.Logger.Info("recording retention purge", "shredded", n)
-			}
-		}
-		rep, err := purgeData(ctx, store, m.Config, policy, time.Now(), false)
-		if err != nil {
-			m.Logger.Error("retention purge failed", "err", err)
-			return
-		}
-		m.Logger.Info("retention purge", "calls", rep.Calls, "consents", rep.Consents, "refusals", rep.Refusals)
-	}); err != nil {
-		return fmt.Errorf("config: media.purge_schedule: %w", err)
-	}
-	m.purge.Start()
+	// The retention purge itself is scheduled with the other off-peak jobs
+	// (jobs.go), after this has set purgeRecordings.
 	if mc.PromptDir != "" {
 		if err := os.MkdirAll(mc.PromptDir, 0o750); err != nil {
 			return fmt.Errorf("creating the prompt directory: %w", err)

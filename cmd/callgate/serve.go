@@ -17,9 +17,9 @@ import (
 	"github.com/callgate/callgate/controller/freeswitch"
 	"github.com/callgate/callgate/controller/ivr"
 	"github.com/callgate/callgate/controller/postgres"
+	"github.com/callgate/callgate/controller/schedule"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/robfig/cron/v3"
 )
 
 // Main is one running callgate: database, dialer, switch drivers and the
@@ -40,6 +40,8 @@ type Main struct {
 	// OnCampaignTick, when set, is called after every pass of the campaign
 	// runner (tests wait on it).
 	OnCampaignTick func()
+	// OnAgentChange, when set, sees every agent state change (tests).
+	OnAgentChange func(controller.Agent)
 	// TokenLimit and AnonLimit, when not zero, replace the API's request
 	// budgets per token and per address failing authentication
 	// (api.DefaultTokenLimit, api.DefaultAnonLimit); the bench raises them.
@@ -48,9 +50,10 @@ type Main struct {
 	db        *postgres.DB
 	service   *dialer.Service
 	campaigns *dialer.Campaigns
+	agents    *dialer.Agents
 	media     *ivr.Service
-	purge     *cron.Cron
-	// purgeRecordings runs the retention purge now (the cron job's work).
+	jobs      *schedule.Scheduler // the off-peak jobs (jobs.go)
+	// purgeRecordings runs the recordings step of the retention purge now.
 	purgeRecordings func(context.Context) (int, error)
 	switches        []driver
 	http            *http.Server
@@ -101,7 +104,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("building the compliance gate: %w", err)
 	}
+	m.agents = dialer.NewAgents(store, store, m.Logger)
+	m.agents.OnChange = m.OnAgentChange
 	if err := m.startMedia(ctx, store, policy); err != nil {
+		return err
+	}
+	if err := m.startJobs(runCtx, store, policy); err != nil {
 		return err
 	}
 	m.service, err = dialer.New(dialer.Config{
@@ -136,7 +144,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.service.Start(runCtx)
 	m.campaigns = dialer.NewCampaigns(dialer.CampaignConfig{Logger: m.Logger, Now: m.Now,
-		OnTick: m.OnCampaignTick}, store, m.service)
+		OnTick: m.OnCampaignTick, Agents: m.agents, Registerer: reg}, store, m.service)
 	m.campaigns.Start(runCtx)
 
 	// Every /v1 request is authenticated against the tokens in the
@@ -160,6 +168,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	srv := api.New(apiCfg, m.service, reg, m.Logger)
 	srv.SetMedia(m.media, m.media)
 	srv.SetCampaigns(m.campaigns)
+	srv.SetAgents(m.agents)
 	srv.SetTraceExporter(traceExporter{store})
 	if l, ok := any(store).(controller.AuditLog); ok {
 		srv.SetAudit(l)
@@ -221,6 +230,9 @@ func (m *Main) Service() controller.CallService { return m.service }
 // Campaigns is the running campaign runner (for tests and the bench).
 func (m *Main) Campaigns() *dialer.Campaigns { return m.campaigns }
 
+// Agents is the agent registry and desk (for tests).
+func (m *Main) Agents() *dialer.Agents { return m.agents }
+
 // Close stops the API, the dialer and the drivers, and closes the database.
 func (m *Main) Close() error {
 	var errs []error
@@ -235,9 +247,9 @@ func (m *Main) Close() error {
 		}
 		m.http = nil
 	}
-	if m.purge != nil {
-		<-m.purge.Stop().Done()
-		m.purge = nil
+	if m.jobs != nil {
+		m.jobs.Stop() // waits for a running job
+		m.jobs = nil
 	}
 	if m.campaigns != nil {
 		m.campaigns.Stop() // before the dialer: no new campaign call

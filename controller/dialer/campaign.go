@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
@@ -25,6 +26,18 @@ type CampaignConfig struct {
 	// OnTick, when set, is called after every pass over the running
 	// campaigns (tests wait on it instead of polling).
 	OnTick func()
+	// Registerer, when set, gets the running campaigns' call metrics
+	// (campaignCollector).
+	Registerer prometheus.Registerer
+	// Agents, when set, has its timed-out wrap-ups ended on every pass.
+	Agents *Agents
+}
+
+// campaignStore is what the runner needs of the database: campaigns and,
+// for agent modes, agents.
+type campaignStore interface {
+	controller.CampaignStore
+	controller.AgentStore
 }
 
 // Campaigns runs campaigns over the call service: it validates and stores
@@ -33,10 +46,11 @@ type CampaignConfig struct {
 // limits. Every step is a transaction on the shared database, so any number
 // of controllers can run it at once.
 type Campaigns struct {
-	cfg   CampaignConfig
-	store controller.CampaignStore
-	calls *Service
-	log   *slog.Logger
+	cfg    CampaignConfig
+	store  campaignStore
+	calls  *Service
+	log    *slog.Logger
+	pacers pacers
 
 	imports sync.WaitGroup
 	bg      context.Context // imports run under it
@@ -47,7 +61,7 @@ type Campaigns struct {
 var _ controller.CampaignService = (*Campaigns)(nil)
 
 // NewCampaigns returns a runner over store, dialling through calls.
-func NewCampaigns(cfg CampaignConfig, store controller.CampaignStore, calls *Service) *Campaigns {
+func NewCampaigns(cfg CampaignConfig, store campaignStore, calls *Service) *Campaigns {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 20 * time.Millisecond
 	}
@@ -61,8 +75,12 @@ func NewCampaigns(cfg CampaignConfig, store controller.CampaignStore, calls *Ser
 		cfg.Now = time.Now
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	return &Campaigns{cfg: cfg, store: store, calls: calls, log: cfg.Logger.With("component", "campaigns"),
+	cs := &Campaigns{cfg: cfg, store: store, calls: calls, log: cfg.Logger.With("component", "campaigns"),
 		bg: bg, cancel: cancel}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(newCampaignCollector(cs))
+	}
+	return cs
 }
 
 // Start runs the dispatch loop until ctx ends or Stop is called.
@@ -112,6 +130,9 @@ func (cs *Campaigns) RunOnce(ctx context.Context) {
 			cs.log.Warn("running campaign", "campaign_id", c.ID, "err", err)
 		}
 	}
+	if cs.cfg.Agents != nil {
+		cs.cfg.Agents.EndWrapUps(ctx)
+	}
 	if cs.cfg.OnTick != nil {
 		cs.cfg.OnTick()
 	}
@@ -134,6 +155,16 @@ func (cs *Campaigns) step(ctx context.Context, c controller.Campaign) error {
 	if idle, _ := cs.blocked(ctx, c); idle != "" {
 		return nil
 	}
+	if agentMode(c.Mode) {
+		// The pacer decides once per pass, from the agents and calls it
+		// sees now.
+		n, idle, err := cs.agentBudget(ctx, c)
+		if err != nil || idle != "" {
+			return err
+		}
+		_, err = cs.store.DispatchLeads(ctx, c.ID, min(n, cs.cfg.Batch))
+		return err
+	}
 	for {
 		d, err := cs.store.DispatchLeads(ctx, c.ID, cs.cfg.Batch)
 		if err != nil {
@@ -154,6 +185,7 @@ func (cs *Campaigns) settle(c controller.Campaign, e controller.EndedLead) contr
 		attempts, per = attempts+1, per+1
 	}
 	now := cs.cfg.Now()
+	cs.observe(c, e, o, now)
 	if o == controller.OutcomeCanceled {
 		// Withdrawn before it was dialled (a refusal of its number, an
 		// operator): try again now; the gate decides.
@@ -208,13 +240,20 @@ func (cs *Campaigns) validate(ctx context.Context, c *controller.Campaign) error
 	case "":
 		c.Mode = controller.ModeBroadcast
 	case controller.ModeBroadcast:
-	case controller.ModePreview, controller.ModeProgressive, controller.ModePredictive:
-		return controller.FieldError("mode", "mode %q dials for agents, which this version cannot yet do: use broadcast", c.Mode)
+	case controller.ModeProgressive, controller.ModePredictive:
+		if c.FlowID == "" {
+			return controller.FieldError("flow_id", "a %s campaign needs a flow with an agent node: it connects answered calls to agents", c.Mode)
+		}
+	case controller.ModePreview:
+		return controller.FieldError("mode", "preview dialling is not available yet: use broadcast, progressive or predictive")
 	default:
 		return controller.FieldError("mode", "must be broadcast, preview, progressive or predictive")
 	}
 	if c.FlowID != "" && !flowIDRE.MatchString(c.FlowID) {
 		return controller.FieldError("flow_id", "must match %s", flowIDRE)
+	}
+	if err := validateVariants(c); err != nil {
+		return err
 	}
 	switch c.Purpose {
 	case "", controller.PurposeMarketing, controller.PurposeService, controller.PurposeTransactional:
@@ -336,6 +375,9 @@ func (cs *Campaigns) Campaign(ctx context.Context, tenant, id string) (controlle
 	st := controller.CampaignStatus{Campaign: c, Counters: k}
 	st.Idle, st.Detail = cs.idle(ctx, c, k)
 	st.Dialling = st.Idle == ""
+	if p := cs.Pacing(c.ID); p != nil {
+		st.Pacing = p
+	}
 	return st, nil
 }
 
@@ -349,6 +391,12 @@ func (cs *Campaigns) idle(ctx context.Context, c controller.Campaign, k controll
 	}
 	if why, detail := cs.blocked(ctx, c); why != "" {
 		return why, detail
+	}
+	if agentMode(c.Mode) {
+		a, err := cs.store.CampaignAgents(ctx, c.TenantID, c.ID)
+		if err == nil && a.Available+a.OnCall+a.WrapUp == 0 {
+			return controller.IdleNoAgents, fmt.Sprintf("%d agents logged in, none available, on a call or in wrap-up", a.LoggedIn)
+		}
 	}
 	switch {
 	case k.Dialling >= c.MaxConcurrent:

@@ -30,7 +30,12 @@ const (
 	TypeWebhook  = "webhook"  // ask the integrator what to do next
 	TypeSet      = "set"      // set tags and a disposition on the run
 	TypeHangup   = "hangup"   // end the call with a cause
+	TypeAgent    = "agent"    // connect the call to an agent of its campaign
 )
+
+// DefaultAgentWaitMS is how long an agent node waits for an agent before
+// the call counts as abandoned: the 2 s of the FCC and Ofcom rules.
+const DefaultAgentWaitMS = 2000
 
 // Record actions of a record node.
 const (
@@ -136,6 +141,7 @@ var fieldsByType = map[string][]string{
 	TypeWebhook:  {"url", "timeout_ms", "next", "on_error"},
 	TypeSet:      {"tags", "disposition", "next"},
 	TypeHangup:   {"cause"},
+	TypeAgent:    {"prompt", "prompt_url", "tone", "timeout_ms"},
 }
 
 var (
@@ -225,7 +231,7 @@ func decodeNode(path string, body json.RawMessage) (*Node, error) {
 	n := w.Node
 	allowed, ok := fieldsByType[n.Type]
 	if !ok {
-		return nil, controller.FieldError(path+".type", "must be one of play, gather, consent, record, transfer, webhook, set, hangup")
+		return nil, controller.FieldError(path+".type", "must be one of play, gather, consent, record, transfer, webhook, set, hangup, agent")
 	}
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(body, &keys); err != nil {

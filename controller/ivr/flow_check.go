@@ -52,8 +52,12 @@ func (n *Node) check(path string) error {
 		}
 	}
 	switch n.Type {
-	case TypePlay, TypeGather, TypeConsent:
+	case TypePlay, TypeGather, TypeConsent, TypeAgent:
 		if err := n.checkPrompt(path); err != nil {
+			if n.Type == TypeAgent {
+				return controller.FieldError(path+".prompt",
+					"the identification message a call hears when no agent is free is required (prompt, prompt_url or tone)")
+			}
 			return err
 		}
 	}
@@ -67,6 +71,13 @@ func (n *Node) check(path string) error {
 		case RecordStart, RecordStop, RecordPause, RecordResume:
 		default:
 			return controller.FieldError(path+".action", "must be start, stop, pause or resume")
+		}
+	case TypeAgent:
+		if n.TimeoutMS == 0 {
+			n.TimeoutMS = DefaultAgentWaitMS
+		}
+		if err := checkMS(path+".timeout_ms", n.TimeoutMS); err != nil {
+			return err
 		}
 	case TypeTransfer:
 		if n.To == "" {

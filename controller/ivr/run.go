@@ -19,6 +19,8 @@ const (
 	OutcomeCompleted   = "completed"   // the flow ended or hung up the call as written
 	OutcomeHungUp      = "hungup"      // the callee hung up during a step
 	OutcomeTransferred = "transferred" // a transfer bridged the call
+	OutcomeAgent       = "agent"       // an agent took the call
+	OutcomeAbandoned   = "abandoned"   // no agent in time: identified, hung up
 	OutcomeError       = "error"       // a step failed: the call was hung up with NORMAL_TEMPORARY_FAILURE
 )
 
@@ -61,10 +63,17 @@ type PromptResolver interface {
 type Runner struct {
 	Media controller.Media
 	// Hangup ends a call with a Q.850 cause (controller.Switch.Hangup).
-	Hangup     func(ctx context.Context, id controller.CallID, cause string) error
-	Ledger     Ledger
-	Recordings Recordings
-	Prompts    PromptResolver
+	Hangup func(ctx context.Context, id controller.CallID, cause string) error
+	// Agents connects calls to agents (agent nodes); nil: an agent node
+	// fails the run.
+	Agents controller.AgentDesk
+	// Disposition stores a call's disposition at once (an abandoned call's,
+	// before it is hung up, so the campaign never sees it ended without);
+	// nil: it is stored with the run's other tags when the run ends.
+	Disposition func(ctx context.Context, call controller.Call, disposition string) error
+	Ledger      Ledger
+	Recordings  Recordings
+	Prompts     PromptResolver
 	// Egress guards outbound URLs: a webhook URL it refuses (checked
 	// before the request, and again on the address dialled) fails the
 	// webhook, which follows on_error; a prompt URL it refuses (checked,
@@ -253,6 +262,8 @@ func (ru *run) exec(step *Step, n *Node) (string, error) {
 		return n.Next, nil
 	case TypeWebhook:
 		return ru.webhook(step, n)
+	case TypeAgent:
+		return ru.agent(step, n)
 	case TypeSet:
 		if len(n.Tags) > 0 && ru.res.Tags == nil {
 			ru.res.Tags = map[string]string{}

@@ -65,6 +65,9 @@ type ServiceConfig struct {
 	// each recording seal's outcome (tests wait on them).
 	OnRunEnded func(controller.FlowRun)
 	OnSealed   func(call controller.CallID, err error)
+	// Agents connects calls to agents (a flow's agent nodes); nil: agent
+	// nodes fail.
+	Agents controller.AgentDesk
 }
 
 // Service runs each answered call's flow and administers flows, prompts and
@@ -218,6 +221,11 @@ func (s *Service) runFlow(ctx context.Context, call controller.Call, sw controll
 		Log:              s.log,
 		ForbiddenPhrases: pol.ForbiddenPhrases,
 		RefusalLock:      refusalLock(pol),
+		Agents:           s.cfg.Agents,
+		Disposition: func(ctx context.Context, c controller.Call, d string) error {
+			_, err := s.cfg.Store.TagCall(ctx, c.TenantID, c.ID, nil, d)
+			return err
+		},
 		OnStep: func(st Step) {
 			pathMu.Lock()
 			path = append(path, st)

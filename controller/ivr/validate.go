@@ -194,7 +194,7 @@ func (v *validator) edges(n *Node) (next []string, ends bool) {
 		}
 	}
 	switch n.Type {
-	case TypeHangup, TypeTransfer, TypeWebhook:
+	case TypeHangup, TypeTransfer, TypeWebhook, TypeAgent:
 		ends = true
 	}
 	return next, ends

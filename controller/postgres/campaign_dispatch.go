@@ -57,8 +57,12 @@ func (s *Store) DispatchLeads(ctx context.Context, id string, max int) (controll
 		d.Budget = perWindow - recent
 		n := min(max, d.Budget, st.MaxConcurrent-d.Dialling)
 		if n > 0 {
+			names, flows := make([]string, len(st.Variants)), make([]string, len(st.Variants))
+			for i, v := range st.Variants {
+				names[i], flows[i] = v.Name, v.FlowID
+			}
 			err = tx.QueryRow(ctx, dispatchSQL, id, n, tenant, st.Switch, st.CallerIDs, callerNext,
-				st.CallerIDName, st.RingSeconds*1000, string(st.Purpose), st.FlowID).Scan(&d.Created)
+				st.CallerIDName, st.RingSeconds*1000, string(st.Purpose), st.FlowID, names, flows).Scan(&d.Created)
 			if err != nil {
 				return err
 			}
@@ -91,22 +95,27 @@ func rateWindow(cps float64) (time.Duration, int) {
 
 // dispatchSQL claims up to $2 due pending leads of campaign $1 (SKIP
 // LOCKED), queues a call and an attempt for each, presenting the caller IDs
-// $5 in turn from $6, and moves the leads to dialling. It returns how many.
+// $5 in turn from $6, and moves the leads to dialling. A lead's call runs
+// its variant's flow (variants $11, flows $12), else the campaign's ($10),
+// and records the variant. It returns how many.
 const dispatchSQL = `
 WITH l AS (
-	SELECT lead_id, phone FROM campaign_leads
+	SELECT lead_id, phone, variant FROM campaign_leads
 	WHERE campaign_id = $1 AND status = 'pending' AND next_at <= now()
 	ORDER BY next_at, lead_id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), n AS (
-	SELECT lead_id, phone, gen_random_uuid() AS call_id, nextval('attempts_id_seq') AS attempt_id,
+	SELECT lead_id, phone, variant, gen_random_uuid() AS call_id, nextval('attempts_id_seq') AS attempt_id,
 		row_number() OVER (ORDER BY lead_id) AS rn
 	FROM l
 ), c AS (
 	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number, caller_id_name,
-		timeout_ms, state, purpose, flow_id, campaign_id, lead_id)
+		timeout_ms, state, purpose, flow_id, campaign_id, lead_id, variant)
 	SELECT n.call_id, $3::text, n.attempt_id, $4::text, n.phone,
 		coalesce(($5::text[])[1 + (($6::bigint + n.rn - 1) % greatest(cardinality($5::text[]), 1))], ''),
-		$7::text, $8::int, 'queued', $9::text, nullif($10::text, ''), $1::uuid, n.lead_id
+		$7::text, $8::int, 'queued', $9::text,
+		nullif(coalesce((SELECT v.flow FROM unnest($11::text[], $12::text[]) AS v(name, flow)
+			WHERE v.name = n.variant), $10::text), ''),
+		$1::uuid, n.lead_id, nullif(n.variant, '')
 	FROM n
 	RETURNING id, attempt_id, created_at
 ), a AS (
@@ -133,6 +142,9 @@ func (s *Store) SettleLeads(ctx context.Context, id string, max int, settle func
 			LEFT JOIN attempts a ON a.call_id = c.id
 			WHERE cl.campaign_id = $1 AND cl.status = 'dialling'
 				AND c.state IN ('completed', 'failed', 'canceled', 'blocked')
+				-- an agent's wrap-up gives the call its disposition: wait for it
+				AND NOT EXISTS (SELECT 1 FROM agents g WHERE g.call_id = c.id
+					AND g.state IN ('on_call', 'wrap_up'))
 			ORDER BY cl.lead_id LIMIT $2 FOR UPDATE OF cl SKIP LOCKED`, id, max)
 		if err != nil {
 			return err

@@ -31,13 +31,17 @@ type campaignSettings struct {
 	Retry         map[controller.Outcome]controller.RetryRule `json:"retry,omitempty"`
 	Schedule      controller.Schedule                         `json:"schedule"`
 	RingSeconds   int                                         `json:"ring_seconds,omitempty"`
+	// Variants are fixed once the campaign has started (UpdateCampaign).
+	Variants               []controller.Variant `json:"variants,omitempty"`
+	ConversionDispositions []string             `json:"conversion_dispositions,omitempty"`
 }
 
 func settingsOf(c controller.Campaign) campaignSettings {
 	return campaignSettings{Mode: c.Mode, FlowID: c.FlowID, Purpose: c.Purpose, CallerIDs: c.CallerIDs,
 		CallerIDName: c.CallerIDName, Switch: c.Switch, ListIDs: c.ListIDs, Target: c.Target,
 		MaxConcurrent: c.MaxConcurrent, MaxCPS: c.MaxCPS, MaxAttempts: c.MaxAttempts, Retry: c.Retry,
-		Schedule: c.Schedule, RingSeconds: c.RingSeconds}
+		Schedule: c.Schedule, RingSeconds: c.RingSeconds, Variants: c.Variants,
+		ConversionDispositions: c.ConversionDispositions}
 }
 
 func (st campaignSettings) apply(c *controller.Campaign) {
@@ -45,6 +49,7 @@ func (st campaignSettings) apply(c *controller.Campaign) {
 	c.CallerIDName, c.Switch, c.ListIDs, c.Target = st.CallerIDName, st.Switch, st.ListIDs, st.Target
 	c.MaxConcurrent, c.MaxCPS, c.MaxAttempts, c.Retry = st.MaxConcurrent, st.MaxCPS, st.MaxAttempts, st.Retry
 	c.Schedule, c.RingSeconds = st.Schedule, st.RingSeconds
+	c.Variants, c.ConversionDispositions = st.Variants, st.ConversionDispositions
 }
 
 const campaignColumns = `id::text, tenant_id, name, state, settings, created_at, updated_at, started_at, ended_at`
@@ -90,7 +95,9 @@ func (s *Store) CreateCampaign(ctx context.Context, c controller.Campaign) (cont
 }
 
 // UpdateCampaign replaces the name and settings of a draft or paused
-// campaign. Returns ENOTFOUND, or ECONFLICT when it is in another state.
+// campaign. Returns ENOTFOUND, or ECONFLICT when it is in another state or
+// the update changes the variants of a campaign that has started (its
+// leads are split already).
 func (s *Store) UpdateCampaign(ctx context.Context, c controller.Campaign) (controller.Campaign, error) {
 	if _, err := uuid.Parse(c.ID); err != nil {
 		return c, campaignNotFound(c.ID)
@@ -102,11 +109,17 @@ func (s *Store) UpdateCampaign(ctx context.Context, c controller.Campaign) (cont
 	out, err := scanCampaign(s.db.pool.QueryRow(ctx, `
 		UPDATE campaigns SET name = $3, settings = $4, updated_at = now()
 		WHERE id = $1 AND tenant_id = $2 AND state IN ('draft', 'paused')
+			AND (started_at IS NULL
+				OR coalesce(settings->'variants', '[]') = coalesce($4::jsonb->'variants', '[]'))
 		RETURNING `+campaignColumns, c.ID, c.TenantID, c.Name, raw))
 	if errors.Is(err, pgx.ErrNoRows) {
 		cur, gerr := s.GetCampaign(ctx, c.TenantID, c.ID)
 		if gerr != nil {
 			return c, gerr
+		}
+		if cur.State == controller.CampaignDraft || cur.State == controller.CampaignPaused {
+			return c, &controller.Error{Code: controller.ECONFLICT, Field: "variants",
+				Message: fmt.Sprintf("campaign %s has started: its variants cannot change, its leads are split between them", c.ID)}
 		}
 		return c, controller.Errorf(controller.ECONFLICT, "campaign %s is %s: only draft or paused campaigns can be changed", c.ID, cur.State)
 	}
@@ -213,21 +226,38 @@ func (s *Store) TransitionCampaign(ctx context.Context, tenant, id string, t con
 }
 
 // addCampaignLeads adds to a campaign the leads of its lists that match
-// target, one per number (the oldest lead of a number wins).
+// target, one per number (the oldest lead of a number wins), each in its
+// variant (variantSQL).
 func addCampaignLeads(ctx context.Context, tx pgx.Tx, c controller.Campaign, target *controller.TagExpr) error {
-	args := []any{c.ID, c.TenantID, c.ListIDs}
+	names, bounds := make([]string, len(c.Variants)), make([]int32, len(c.Variants))
+	total := int32(0)
+	for i, v := range c.Variants {
+		total += int32(v.Weight)
+		names[i], bounds[i] = v.Name, total
+	}
+	args := []any{c.ID, c.TenantID, c.ListIDs, names, bounds}
 	where, err := tagSQL(target, &args)
 	if err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, `
-		INSERT INTO campaign_leads (campaign_id, lead_id, phone)
-		SELECT DISTINCT ON (l.phone) $1::uuid, l.id, l.phone FROM leads l
+		INSERT INTO campaign_leads (campaign_id, lead_id, phone, variant)
+		SELECT DISTINCT ON (l.phone) $1::uuid, l.id, l.phone, `+variantSQL+` FROM leads l
 		WHERE l.tenant_id = $2 AND l.list_id = ANY($3::uuid[]) AND (`+where+`)
 		ORDER BY l.phone, l.id
 		ON CONFLICT DO NOTHING`, args...)
 	return err
 }
+
+// variantSQL is controller.VariantOf for lead l of campaign $1, with the
+// variants' names $4 and their cumulative weights $5: the first 32 bits of
+// MD5("<campaign>:<lead>") modulo the total weight pick the first variant
+// whose cumulative weight is above them; empty without variants.
+const variantSQL = `CASE WHEN cardinality($4::text[]) = 0 THEN '' ELSE (
+	SELECT v.name FROM unnest($4::text[], $5::int[]) AS v(name, bound)
+	WHERE v.bound > ('x' || left(md5($1::uuid::text || ':' || l.id::text), 8))::bit(32)::bigint
+		% ($5::int[])[cardinality($5::int[])]
+	ORDER BY v.bound LIMIT 1) END`
 
 // tagSQL compiles a targeting expression over leads l into SQL, appending
 // its values to args as parameters.

@@ -64,7 +64,7 @@ func (s *Store) CampaignLeads(ctx context.Context, id, status string, after int6
 	rows, err := s.db.pool.Query(ctx, `
 		SELECT l.id, l.list_id::text, l.phone, l.name, l.time_zone, l.tags, l.fields,
 			cl.status, cl.attempts, CASE WHEN cl.status = 'pending' AND cl.next_at > '-infinity' THEN cl.next_at END,
-			cl.last_outcome, cl.disposition, coalesce(cl.call_id::text, '')
+			cl.last_outcome, cl.disposition, coalesce(cl.call_id::text, ''), cl.variant
 		FROM campaign_leads cl JOIN leads l ON l.id = cl.lead_id
 		WHERE cl.campaign_id = $1 AND ($2 = '' OR cl.status = $2) AND cl.lead_id > $3
 		ORDER BY cl.lead_id LIMIT $4`, id, status, after, limit)
@@ -79,7 +79,7 @@ func (s *Store) CampaignLeads(ctx context.Context, id, status string, after int6
 			tags, flds []byte
 		)
 		if err := rows.Scan(&cl.ID, &cl.ListID, &cl.Phone, &cl.Name, &cl.TimeZone, &tags, &flds,
-			&cl.Status, &cl.Attempts, &cl.NextAt, &cl.LastOutcome, &cl.Disposition, &cl.CallID); err != nil {
+			&cl.Status, &cl.Attempts, &cl.NextAt, &cl.LastOutcome, &cl.Disposition, &cl.CallID, &cl.Variant); err != nil {
 			return nil, fmt.Errorf("listing leads of campaign %s: %w", id, translate(err))
 		}
 		if err := decodeMaps(tags, &cl.Tags, flds, &cl.Fields); err != nil {

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/callgate/callgate/controller"
+)
+
+// agentFlow connects every answered call to an agent; a call no agent
+// takes within 2 s hears a tone standing in for the identification
+// message and is hung up.
+const agentFlow = `{"start": "a", "nodes": {"a": {"type": "agent", "tone": "tone_stream://%(200,0,440)"}}}`
+
+// simAgents are agents the test plays: on the switch each is a callee that
+// answers and stays on the line until the customer hangs up (switchsim
+// scenario 1005); in wrap-up each records the disposition "sale" at once.
+type simAgents struct {
+	mu  sync.Mutex
+	m   *Main
+	ids []string
+	wg  sync.WaitGroup
+}
+
+func (sa *simAgents) onChange(a controller.Agent) {
+	if a.State != controller.AgentWrapUp {
+		return
+	}
+	sa.wg.Go(func() {
+		// A wrap-up already ended (the agent was quick) is a conflict: fine.
+		_, _ = sa.m.Agents().WrapUp(context.Background(), "", a.ID, "sale", map[string]string{"agent": a.Name})
+	})
+}
+
+func (sa *simAgents) login(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		a, err := sa.m.Agents().CreateAgent(ctx, controller.Agent{Name: fmt.Sprintf("agent%d", i),
+			Endpoint: "loopback/1005/callgate-test", WrapSeconds: 60})
+		require.NoError(t, err)
+		_, err = sa.m.Agents().SetAgentState(ctx, "", a.ID, controller.AgentAvailable)
+		require.NoError(t, err)
+		sa.mu.Lock()
+		sa.ids = append(sa.ids, a.ID)
+		sa.mu.Unlock()
+	}
+}
+
+// agentLeads returns n leads: callees who ring 1 s, answer and talk 3 s
+// (scaled: time to connect an agent first), and every fifth one busy.
+func agentLeads(n int) string {
+	var b strings.Builder
+	b.WriteString("phone\n")
+	for i := range n {
+		suffix := "1009"
+		if i%5 == 4 {
+			suffix = "1003"
+		}
+		fmt.Fprintf(&b, "+1212%03d%s\n", 300+i, suffix)
+	}
+	return b.String()
+}
+
+func setupAgents(t *testing.T) (*ivrE2E, *ticks, *simAgents) {
+	t.Helper()
+	k, sa := newTicks(), &simAgents{}
+	x := setupIVR(t, func(m *Main) {
+		m.OnCampaignTick = k.tick
+		m.OnAgentChange = sa.onChange
+		sa.m = m
+	})
+	x.needSim(t)
+	x.putFlow(t, "agents", agentFlow)
+	t.Cleanup(sa.wg.Wait)
+	return x, k, sa
+}
+
+func TestE2ECampaignProgressiveAgents(t *testing.T) {
+	t.Parallel()
+	x, k, sa := setupAgents(t)
+	sa.login(t, 3)
+	cs := x.m.Campaigns()
+	list, err := cs.CreateLeadList(context.Background(), "", "agents")
+	require.NoError(t, err)
+	_, err = cs.RunImport(context.Background(), "", list.ID, strings.NewReader(agentLeads(40)), "", nil)
+	require.NoError(t, err)
+	c, err := cs.CreateCampaign(context.Background(), controller.Campaign{Name: "progressive", Mode: controller.ModeProgressive,
+		FlowID: "agents", ListIDs: []string{list.ID}, CallerIDs: []string{"+12125550100"},
+		Purpose: controller.PurposeService, MaxConcurrent: 50, MaxCPS: 100})
+	require.NoError(t, err)
+	_, err = cs.TransitionCampaign(context.Background(), "", c.ID, controller.CampaignStart)
+	require.NoError(t, err)
+	st := waitCampaign(t, k, cs, c.ID, "finished", func(st controller.CampaignStatus) bool {
+		return st.Counters.Leads == 40 && st.Counters.Done == 40
+	})
+	require.Equal(t, map[controller.Outcome]int{controller.OutcomeAnswered: 32, controller.OutcomeBusy: 8}, st.Counters.Outcomes,
+		"progressive never abandons")
+	require.NotNil(t, st.Pacing)
+
+	taken := map[string]int{}
+	leads, err := cs.CampaignLeads(context.Background(), "", c.ID, "", 0, 100)
+	require.NoError(t, err)
+	for _, l := range leads {
+		if l.LastOutcome != controller.OutcomeAnswered {
+			continue
+		}
+		calls, err := cs.LeadAttempts(context.Background(), "", c.ID, l.ID)
+		require.NoError(t, err)
+		require.Equal(t, "sale", l.Disposition, "the agent's wrap-up is the lead's disposition: %+v", calls)
+		require.Len(t, calls, 1)
+		require.NotEmpty(t, calls[0].AgentID, "the call went to an agent")
+		require.Equal(t, "sale", calls[0].Disposition)
+		taken[calls[0].AgentID]++
+	}
+	total := 0
+	for _, id := range sa.ids {
+		a, err := x.m.Agents().Agent(context.Background(), "", id)
+		require.NoError(t, err)
+		require.Equal(t, taken[id], a.Calls, "agent %s", a.Name)
+		total += a.Calls
+	}
+	require.Equal(t, 32, total)
+}
+
+func TestE2ECampaignPredictiveAbandons(t *testing.T) {
+	t.Parallel()
+	x, k, sa := setupAgents(t)
+	// One agent, predictive pacing, and callees who all answer: until the
+	// pacer has history it dials like progressive; answered calls that find
+	// the agent busy for 2 s are abandoned: identified, hung up, not
+	// retried, counted.
+	sa.login(t, 1)
+	cs := x.m.Campaigns()
+	list, err := cs.CreateLeadList(context.Background(), "", "predictive")
+	require.NoError(t, err)
+	_, err = cs.RunImport(context.Background(), "", list.ID, strings.NewReader(agentLeads(30)), "", nil)
+	require.NoError(t, err)
+	c, err := cs.CreateCampaign(context.Background(), controller.Campaign{Name: "predictive", Mode: controller.ModePredictive,
+		FlowID: "agents", ListIDs: []string{list.ID}, CallerIDs: []string{"+12125550100"},
+		Purpose: controller.PurposeService, MaxConcurrent: 50, MaxCPS: 100})
+	require.NoError(t, err)
+	_, err = cs.TransitionCampaign(context.Background(), "", c.ID, controller.CampaignStart)
+	require.NoError(t, err)
+	st := waitCampaign(t, k, cs, c.ID, "finished", func(st controller.CampaignStatus) bool {
+		return st.Counters.Leads == 30 && st.Counters.Done == 30
+	})
+	answered := st.Counters.Outcomes[controller.OutcomeAnswered]
+	abandoned := st.Counters.Outcomes[controller.OutcomeAbandoned]
+	require.Equal(t, 24, answered+abandoned)
+	require.Equal(t, 6, st.Counters.Outcomes[controller.OutcomeBusy])
+	leads, err := cs.CampaignLeads(context.Background(), "", c.ID, "done", 0, 100)
+	require.NoError(t, err)
+	for _, l := range leads {
+		calls, err := cs.LeadAttempts(context.Background(), "", c.ID, l.ID)
+		require.NoError(t, err)
+		require.Len(t, calls, 1, "no lead is retried")
+		switch l.LastOutcome {
+		case controller.OutcomeAbandoned:
+			require.Empty(t, calls[0].AgentID)
+			require.Equal(t, "abandoned", calls[0].Disposition)
+		case controller.OutcomeAnswered:
+			require.NotEmpty(t, calls[0].AgentID)
+		}
+	}
+	require.NotNil(t, st.Pacing, "the pacer's inputs are visible")
+}
+
+func TestE2EAgentNodeAbandons(t *testing.T) {
+	t.Parallel()
+	x, _, _ := setupAgents(t)
+	// Nobody logged in: the answered call waits 2 s for an agent, hears
+	// the identification message and is hung up, tagged abandoned before
+	// it ends.
+	c := x.placeFlow(t, "+12125551005", "agents") // answers and waits in silence
+	run, res := x.waitRun(t, c.ID)
+	require.Equal(t, "abandoned", run.Outcome, res.Err)
+	require.Equal(t, "abandoned", res.Disposition)
+	require.Len(t, res.Path, 1)
+	require.Equal(t, "no agent", res.Path[0].Result)
+	ended := x.w.WaitTerminal(t, c.ID)
+	require.Equal(t, controller.CallCompleted, ended.State)
+	got, _ := x.getCall(t, c.ID)
+	require.Equal(t, "abandoned", got.Disposition)
+	require.Empty(t, got.AgentID)
+}

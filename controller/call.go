@@ -114,6 +114,7 @@ type Call struct {
 	FlowID         string            `json:"flow_id,omitempty"`     // the IVR flow run once the call is answered
 	CampaignID     string            `json:"campaign_id,omitempty"` // the campaign that placed it
 	LeadID         int64             `json:"lead_id,omitempty"`     // the campaign's lead it called
+	CalleeZone     string            `json:"callee_zone,omitempty"` // the lead's own time zone, checked by the gate too
 	Variant        string            `json:"variant,omitempty"`     // the campaign's A/B test variant it ran
 	Tags           map[string]string `json:"tags,omitempty"`        // set by QA, agents and flows
 	Disposition    string            `json:"disposition,omitempty"` // the call's outcome as people judge it

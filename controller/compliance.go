@@ -74,6 +74,11 @@ type CheckRequest struct {
 	Region     string // ISO 3166-1 alpha-2 used to parse numbers without a + (e.g. "US", "CN")
 	Stage      string
 	At         time.Time
+	// CalleeZone is an IANA zone known for the callee (a lead's time zone).
+	// Calling-hours rules then require the local time to be inside the hours
+	// in it as well as in every zone of the number's range; it places a
+	// number whose range has no known zone. It never loosens a rule.
+	CalleeZone string
 }
 
 // Consent is evidence that a person agreed to be called for a purpose.

@@ -28,7 +28,7 @@ func (HoursRule) Name() string { return "hours" }
 // Policy.Validate rules out.
 func (r HoursRule) Check(_ context.Context, in *Input) (controller.Verdict, error) {
 	v := controller.Verdict{Rule: r.Name(), Allow: true}
-	locs, err := locations(in.Number)
+	locs, err := calleeLocations(in)
 	if err != nil {
 		return zoneVerdict(v, err)
 	}
@@ -75,7 +75,7 @@ func (r HolidayRule) Check(_ context.Context, in *Input) (controller.Verdict, er
 		v.Detail = "no holidays for the number's region"
 		return v, nil
 	}
-	locs, err := locations(in.Number)
+	locs, err := calleeLocations(in)
 	if err != nil {
 		return zoneVerdict(v, err)
 	}

@@ -143,3 +143,34 @@ func TestHolidayRule(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, controller.ReasonZoneUnknown, v.Reason)
 }
+
+func TestHoursRuleCalleeZone(t *testing.T) {
+	t.Parallel()
+	p := anyTime()
+	p.Hours = everyDay("08:00", "21:00")
+	// 13:30 UTC: 09:30 in New York, 06:30 in Los Angeles.
+	at := utc(2026, 6, 10, 13, 30, 0)
+	in := input(t, nyNumber, p, newFake(), at)
+	v, err := compliance.HoursRule{}.Check(context.Background(), in)
+	require.NoError(t, err)
+	require.True(t, v.Allow)
+
+	in.Req.CalleeZone = "America/Los_Angeles" // the lead lives in California
+	v, err = compliance.HoursRule{}.Check(context.Background(), in)
+	require.NoError(t, err)
+	require.False(t, v.Allow, "the callee's own zone is checked too")
+	require.Contains(t, v.Detail, "America/Los_Angeles")
+
+	// A number whose range has no zone is placed by the callee's zone.
+	in = input(t, nyNumber, p, newFake(), at)
+	in.Number.Zones = []string{"Etc/Unknown"}
+	in.Req.CalleeZone = "America/New_York"
+	v, err = compliance.HoursRule{}.Check(context.Background(), in)
+	require.NoError(t, err)
+	require.True(t, v.Allow, v.Detail)
+
+	in.Req.CalleeZone = "Mars/Olympus_Mons"
+	v, err = compliance.HoursRule{}.Check(context.Background(), in)
+	require.NoError(t, err)
+	require.Equal(t, controller.ReasonZoneUnknown, v.Reason)
+}

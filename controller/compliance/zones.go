@@ -83,6 +83,31 @@ type errZoneUnknown struct{ detail string }
 
 func (e errZoneUnknown) Error() string { return e.detail }
 
+// calleeLocations returns the zones the callee of in may be in: its
+// number's, plus the request's CalleeZone. With a CalleeZone, a number
+// without known zones is placed by it alone. Returns errZoneUnknown as
+// locations does, and for a CalleeZone that cannot be loaded.
+func calleeLocations(in *Input) ([]*time.Location, error) {
+	z := in.Req.CalleeZone
+	if z == "" {
+		return locations(in.Number)
+	}
+	extra, err := loadZone(z)
+	if err != nil || z == "Local" {
+		return nil, errZoneUnknown{fmt.Sprintf("the callee's time zone %q is unknown", z)}
+	}
+	locs, err := locations(in.Number)
+	if err != nil {
+		return []*time.Location{extra}, nil
+	}
+	for _, l := range locs {
+		if l.String() == extra.String() {
+			return locs, nil
+		}
+	}
+	return append(locs, extra), nil
+}
+
 // locations returns the loaded zones of n. Returns errZoneUnknown when n has
 // no zone, or any zone is "Etc/Unknown" or cannot be loaded: a number we
 // cannot place in time is not called.

@@ -352,7 +352,7 @@ func (s *Service) CreateCall(ctx context.Context, req controller.CreateCallReque
 // decider runs the gate on c at stage.
 func (s *Service) decider(c controller.Call, stage string) controller.DecideFunc {
 	req := controller.CheckRequest{TenantID: c.TenantID, CampaignID: c.CampaignID, To: c.To, From: c.From,
-		Purpose: c.Purpose, Region: s.cfg.DefaultRegion, Stage: stage}
+		Purpose: c.Purpose, Region: s.cfg.DefaultRegion, Stage: stage, CalleeZone: c.CalleeZone}
 	return func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
 		return s.cfg.Gate.Check(ctx, req, l)
 	}

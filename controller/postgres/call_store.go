@@ -44,7 +44,7 @@ const callColumns = `c.id::text, c.tenant_id, coalesce(c.attempt_id, 0), c.switc
 	c.sip_status, c.billsec, c.duration, c.reconciled, coalesce(c.idempotency_key, ''),
 	c.created_at, c.updated_at, c.answered_at, c.ended_at, c.purpose, coalesce(c.flow_id, ''),
 	coalesce(c.agent_id, ''), c.tags, c.disposition, coalesce(c.campaign_id::text, ''),
-	coalesce(c.lead_id, 0), coalesce(c.variant, '')`
+	coalesce(c.lead_id, 0), coalesce(c.variant, ''), c.callee_zone`
 
 func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 	var (
@@ -57,7 +57,7 @@ func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 		&c.From, &c.CallerIDName, &timeoutMS, &vars, &c.State, &c.HangupCause,
 		&c.SIPStatus, &c.Billsec, &c.Duration, &c.Reconciled, &c.IdempotencyKey,
 		&c.CreatedAt, &c.UpdatedAt, &c.AnsweredAt, &c.EndedAt, &c.Purpose, &c.FlowID, &c.AgentID, &tags, &c.Disposition,
-		&c.CampaignID, &c.LeadID, &c.Variant}, extra...)
+		&c.CampaignID, &c.LeadID, &c.Variant, &c.CalleeZone}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return c, err
 	}

@@ -104,18 +104,18 @@ WITH l AS (
 	WHERE campaign_id = $1 AND status = 'pending' AND next_at <= now()
 	ORDER BY next_at, lead_id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), n AS (
-	SELECT lead_id, phone, variant, gen_random_uuid() AS call_id, nextval('attempts_id_seq') AS attempt_id,
-		row_number() OVER (ORDER BY lead_id) AS rn
-	FROM l
+	SELECT l.lead_id, l.phone, l.variant, ld.time_zone, gen_random_uuid() AS call_id,
+		nextval('attempts_id_seq') AS attempt_id, row_number() OVER (ORDER BY l.lead_id) AS rn
+	FROM l JOIN leads ld ON ld.id = l.lead_id
 ), c AS (
 	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number, caller_id_name,
-		timeout_ms, state, purpose, flow_id, campaign_id, lead_id, variant)
+		timeout_ms, state, purpose, flow_id, campaign_id, lead_id, variant, callee_zone)
 	SELECT n.call_id, $3::text, n.attempt_id, $4::text, n.phone,
 		coalesce(($5::text[])[1 + (($6::bigint + n.rn - 1) % greatest(cardinality($5::text[]), 1))], ''),
 		$7::text, $8::int, 'queued', $9::text,
 		nullif(coalesce((SELECT v.flow FROM unnest($11::text[], $12::text[]) AS v(name, flow)
 			WHERE v.name = n.variant), $10::text), ''),
-		$1::uuid, n.lead_id, nullif(n.variant, '')
+		$1::uuid, n.lead_id, nullif(n.variant, ''), n.time_zone
 	FROM n
 	RETURNING id, attempt_id, created_at
 ), a AS (

@@ -335,3 +335,29 @@ func TestLeadImportRecord(t *testing.T) {
 	_, err = b.store.StartLeadImport(b.ctx, "other", l.ID)
 	requireCode(t, controller.ENOTFOUND, err)
 }
+
+func TestCampaignCallCarriesTheLeadsZone(t *testing.T) {
+	b := setup(t)
+	l, err := b.store.CreateLeadList(b.ctx, controller.DefaultTenant, "zones")
+	require.NoError(t, err)
+	_, err = b.store.InsertLeads(b.ctx, controller.DefaultTenant, l.ID, []controller.Lead{
+		{Phone: "+12125550001", TimeZone: "America/Los_Angeles"}, {Phone: "+12125550002"}}, true)
+	require.NoError(t, err)
+	c, err := b.store.CreateCampaign(b.ctx, controller.Campaign{TenantID: controller.DefaultTenant, Name: "z",
+		Mode: controller.ModeBroadcast, ListIDs: []string{l.ID}, CallerIDs: []string{"+12125550100"},
+		MaxConcurrent: 5, MaxCPS: 100})
+	require.NoError(t, err)
+	_, err = b.store.TransitionCampaign(b.ctx, controller.DefaultTenant, c.ID, controller.CampaignStart, nil)
+	require.NoError(t, err)
+	d, err := b.store.DispatchLeads(b.ctx, c.ID, 10)
+	require.NoError(t, err)
+	require.Equal(t, 2, d.Created)
+	claimed, err := b.store.ClaimAttempts(b.ctx, "fs1", "owner-a", 10)
+	require.NoError(t, err)
+	zones := map[string]string{}
+	for _, call := range claimed {
+		zones[call.To] = call.CalleeZone
+	}
+	require.Equal(t, map[string]string{"+12125550001": "America/Los_Angeles", "+12125550002": ""}, zones,
+		"the dial-time gate sees the lead's zone")
+}

@@ -116,6 +116,10 @@ type AgentStore interface {
 	EndWrapUps(ctx context.Context) (int, error)
 	// CampaignAgents counts the agents taking calls for a campaign.
 	CampaignAgents(ctx context.Context, tenant, campaign string) (AgentCounts, error)
+	// CampaignAgentTime sums, over the agents taking a campaign's calls,
+	// the seconds spent on calls or in wrap-up and the seconds logged in,
+	// each up to now.
+	CampaignAgentTime(ctx context.Context, tenant, campaign string) (busy, loggedIn float64, err error)
 	// CampaignLiveCalls reports a campaign's calls no agent has taken yet.
 	CampaignLiveCalls(ctx context.Context, campaign string) (LiveCalls, error)
 }

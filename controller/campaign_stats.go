@@ -128,8 +128,11 @@ type CampaignMetrics struct {
 	AbandonRate     float64        `json:"abandon_rate"`
 	BlockedAttempts int            `json:"blocked_attempts"`  // attempts the gate blocked
 	BlockedByReason map[string]int `json:"blocked_by_reason"` // an attempt blocked for two reasons counts under both
-	// AgentUtilisation will be the agents' talk time over their logged-in
-	// time, once campaigns dial for agents; absent until then.
+	// AgentUtilisation is, for campaigns that dial for agents, the time
+	// the agents taking its calls spent on calls or in wrap-up over their
+	// logged-in time (all their campaigns' calls count: an agent's time is
+	// not split); absent for broadcast campaigns and before any agent
+	// logged in.
 	AgentUtilisation *float64 `json:"agent_utilisation,omitempty"`
 }
 

@@ -126,6 +126,13 @@ func TestE2ECampaignProgressiveAgents(t *testing.T) {
 		total += a.Calls
 	}
 	require.Equal(t, 32, total)
+
+	stats, err := cs.CampaignStats(context.Background(), "", c.ID)
+	require.NoError(t, err)
+	require.NotNil(t, stats.Metrics.AgentUtilisation)
+	require.Greater(t, *stats.Metrics.AgentUtilisation, 0.0)
+	require.LessOrEqual(t, *stats.Metrics.AgentUtilisation, 1.0)
+	require.Zero(t, stats.Metrics.AbandonRate, "progressive never abandons")
 }
 
 func TestE2ECampaignPredictiveAbandons(t *testing.T) {

@@ -29,6 +29,7 @@ type campaignCollector struct {
 	cs                                        *Campaigns
 	maxAge, timeout                           time.Duration
 	originated, setup, asr, acd, abandon, blk *prometheus.Desc
+	utilisation                               *prometheus.Desc
 	errors                                    prometheus.Counter
 
 	mu   sync.Mutex
@@ -49,6 +50,8 @@ func newCampaignCollector(cs *Campaigns) *campaignCollector {
 			"Mean billed seconds of a running campaign's answered calls.", id, nil),
 		abandon: prometheus.NewDesc("callgate_campaign_abandon_ratio",
 			"Answered calls of a running campaign with the disposition abandoned, over the answered calls.", id, nil),
+		utilisation: prometheus.NewDesc("callgate_campaign_agent_utilisation_ratio",
+			"Time the agents taking an agent-mode campaign's calls spent on calls or in wrap-up, over their logged-in time.", id, nil),
 		blk: prometheus.NewDesc("callgate_campaign_blocked_attempts",
 			"Attempts of a running campaign the compliance gate blocked, by reason (an attempt blocked for two reasons counts under both).",
 			[]string{"campaign_id", "reason"}, nil),
@@ -59,7 +62,7 @@ func newCampaignCollector(cs *Campaigns) *campaignCollector {
 
 // Describe sends every metric's description.
 func (cc *campaignCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cc.originated, cc.setup, cc.asr, cc.acd, cc.abandon, cc.blk} {
+	for _, d := range []*prometheus.Desc{cc.originated, cc.setup, cc.asr, cc.acd, cc.abandon, cc.blk, cc.utilisation} {
 		ch <- d
 	}
 	cc.errors.Describe(ch)
@@ -116,6 +119,11 @@ func (cc *campaignCollector) read() []prometheus.Metric {
 		}
 		for reason, n := range m.BlockedByReason {
 			gauge(cc.blk, float64(n), c.ID, reason)
+		}
+		if u, err := cc.cs.agentUtilisation(ctx, c); err != nil {
+			cc.errors.Inc()
+		} else if u != nil {
+			gauge(cc.utilisation, *u, c.ID)
 		}
 	}
 	return out

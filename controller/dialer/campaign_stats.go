@@ -28,7 +28,26 @@ func (cs *Campaigns) CampaignStats(ctx context.Context, tenant, id string) (cont
 	if err != nil {
 		return controller.CampaignStats{}, err
 	}
-	return ComputeStats(c, conv, k), nil
+	st := ComputeStats(c, conv, k)
+	if st.Metrics.AgentUtilisation, err = cs.agentUtilisation(ctx, c); err != nil {
+		return controller.CampaignStats{}, err
+	}
+	return st, nil
+}
+
+// agentUtilisation is the busy share of the logged-in time of the agents
+// taking an agent-mode campaign's calls; nil for other campaigns and
+// before any agent logged in.
+func (cs *Campaigns) agentUtilisation(ctx context.Context, c controller.Campaign) (*float64, error) {
+	if !agentMode(c.Mode) {
+		return nil, nil
+	}
+	busy, in, err := cs.store.CampaignAgentTime(ctx, c.TenantID, c.ID)
+	if err != nil || in <= 0 {
+		return nil, err
+	}
+	u := min(1, busy/in)
+	return &u, nil
 }
 
 // ComputeStats turns a campaign's call counts into its statistics: each

@@ -236,3 +236,20 @@ func (s *Store) CampaignLiveCalls(ctx context.Context, id string) (controller.Li
 	}
 	return lc, rows.Err()
 }
+
+// CampaignAgentTime sums the busy (on a call or in wrap-up) and logged-in
+// seconds of the agents who take a campaign's calls, the current state's
+// time included.
+func (s *Store) CampaignAgentTime(ctx context.Context, tenant, campaign string) (busy, loggedIn float64, err error) {
+	err = s.db.pool.QueryRow(ctx, `
+		SELECT coalesce(sum(on_call_seconds + wrap_up_seconds + CASE WHEN state IN ('on_call', 'wrap_up')
+				THEN extract(epoch FROM now() - state_since) ELSE 0 END), 0),
+			coalesce(sum(logged_in_seconds + CASE WHEN state <> 'offline'
+				THEN extract(epoch FROM now() - state_since) ELSE 0 END), 0)
+		FROM agents WHERE tenant_id = $1 AND (cardinality(campaign_ids) = 0 OR $2::uuid = ANY(campaign_ids))`,
+		tenant, nullUUID(campaign)).Scan(&busy, &loggedIn)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading agent time of campaign %s: %w", campaign, translate(err))
+	}
+	return busy, loggedIn, nil
+}

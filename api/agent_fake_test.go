@@ -40,6 +40,8 @@ type fakeAgents struct {
 	agents   map[string]controller.Agent
 	// wrapUps are the dispositions written to calls, by call.
 	wrapUps map[controller.CallID]string
+	// offers are the agents holding a preview offer.
+	offers map[string]bool
 }
 
 var _ controller.AgentService = (*fakeAgents)(nil)
@@ -56,13 +58,15 @@ func (f *fakeAgents) seedAgents() {
 	f.agents[agentBob] = controller.Agent{ID: agentBob, TenantID: tenantA, Name: "acme bob", Endpoint: bobEndpoint,
 		CampaignIDs: []string{}, WrapSeconds: 30, State: controller.AgentOnCall, StateSince: fixedTime, CallID: callBob,
 		CreatedAt: fixedTime, Calls: 1}
+	// alice holds a preview offer (made before her last call).
+	f.offers = map[string]bool{agentAlice: true}
 }
 
 // agentSnapshot is everything the fake stores, as comparable text.
 func (f *fakeAgents) agentSnapshot() string {
 	f.agentMu.Lock()
 	defer f.agentMu.Unlock()
-	return fmt.Sprintf("%+v", []any{f.agents, f.wrapUps})
+	return fmt.Sprintf("%+v", []any{f.agents, f.wrapUps, f.offers})
 }
 
 // agent returns the tenant's agent; callers hold f.agentMu.
@@ -194,4 +198,66 @@ func (f *fakeAgents) wrapUpOf(call controller.CallID) string {
 	f.agentMu.Lock()
 	defer f.agentMu.Unlock()
 	return f.wrapUps[call]
+}
+
+// previewPhone is the number of the lead the fake offers: masked for
+// every role but admin.
+const previewPhone = "+15557770042"
+
+// NextPreviewLead offers an available agent one lead, the same each time.
+func (f *fakeAgents) NextPreviewLead(_ context.Context, tenant, id string) (controller.PreviewLead, bool, error) {
+	f.agentMu.Lock()
+	defer f.agentMu.Unlock()
+	a, err := f.agent(tenant, id)
+	if err != nil {
+		return controller.PreviewLead{}, false, err
+	}
+	if f.offers[id] { // an agent holding an offer gets it again
+		return fakePreviewLead(), true, nil
+	}
+	if a.State != controller.AgentAvailable {
+		return controller.PreviewLead{}, false, controller.Errorf(controller.ECONFLICT, "agent is %s", a.State)
+	}
+	if f.offers == nil {
+		f.offers = map[string]bool{}
+	}
+	f.offers[id] = true
+	return fakePreviewLead(), true, nil
+}
+
+func fakePreviewLead() controller.PreviewLead {
+	return controller.PreviewLead{CampaignID: campaignA, CampaignLead: controller.CampaignLead{
+		Lead:   controller.Lead{ID: 42, Phone: previewPhone, Name: "Lead " + previewPhone},
+		Status: "preview"}}
+}
+
+// AcceptPreviewLead puts the agent on the lead's call.
+func (f *fakeAgents) AcceptPreviewLead(ctx context.Context, tenant, id string) (controller.PreviewLead, error) {
+	f.agentMu.Lock()
+	defer f.agentMu.Unlock()
+	a, err := f.agent(tenant, id)
+	if err != nil {
+		return controller.PreviewLead{}, err
+	}
+	if !f.offers[id] {
+		return controller.PreviewLead{}, controller.Errorf(controller.ECONFLICT, "nothing on offer")
+	}
+	delete(f.offers, id)
+	a.State = controller.AgentOnCall
+	f.agents[id] = a
+	return fakePreviewLead(), nil
+}
+
+// SkipPreviewLead withdraws the offer.
+func (f *fakeAgents) SkipPreviewLead(_ context.Context, tenant, id string) error {
+	f.agentMu.Lock()
+	defer f.agentMu.Unlock()
+	if _, err := f.agent(tenant, id); err != nil {
+		return err
+	}
+	if !f.offers[id] {
+		return controller.Errorf(controller.ECONFLICT, "nothing on offer")
+	}
+	delete(f.offers, id)
+	return nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,6 +39,9 @@ func (s *Server) registerAgents(limit echo.MiddlewareFunc) {
 	s.route(http.MethodGet, "/v1/agents/:id", s.getAgent, ownAgent(admin, agent))
 	s.route(http.MethodPost, "/v1/agents/:id/state", s.setAgentState, ownAgent(admin, agent), limit)
 	s.route(http.MethodPost, "/v1/agents/:id/wrapup", s.wrapUpAgent, ownAgent(admin, agent), limit)
+	s.route(http.MethodPost, "/v1/agents/:id/preview", s.previewNext, ownAgent(admin, agent), limit)
+	s.route(http.MethodPost, "/v1/agents/:id/preview/accept", s.previewAccept, ownAgent(admin, agent), limit)
+	s.route(http.MethodPost, "/v1/agents/:id/preview/skip", s.previewSkip, ownAgent(admin, agent), limit)
 }
 
 // agentCall returns the agent service for a request, after checking that
@@ -202,4 +206,71 @@ func (s *Server) wrapUpAgent(c echo.Context) error {
 func shownAgent(c echo.Context, a controller.Agent) controller.Agent {
 	a.CampaignIDs = orEmpty(a.CampaignIDs)
 	return viewOf(c).agent(a)
+}
+
+// previewAgent returns the service and the agent of a preview route, after
+// checking its body is empty or {}.
+func (s *Server) previewAgent(c echo.Context) (controller.AgentService, string, error) {
+	as, err := s.agentCall(c)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := uuidParam(c, "id", "agent")
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := readObject(c, true); err != nil {
+		return nil, "", err
+	}
+	return as, id, nil
+}
+
+// previewNext offers an available agent the next lead of their preview
+// campaigns: 200 with the lead (reserved for them, numbers masked for
+// every role but admin), 204 when none is due; 409 when the agent is not
+// available.
+func (s *Server) previewNext(c echo.Context) error {
+	as, id, err := s.previewAgent(c)
+	if err != nil {
+		return err
+	}
+	lead, ok, err := as.NextPreviewLead(c.Request().Context(), tenant(c), id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.NoContent(http.StatusNoContent)
+	}
+	c.Set(ctxKeyAuditDetail, fmt.Sprintf("offered lead %d of campaign %s", lead.ID, lead.CampaignID))
+	lead.CampaignLead = viewOf(c).campaignLead(lead.CampaignLead)
+	return c.JSON(http.StatusOK, lead)
+}
+
+// previewAccept dials the lead on offer; the answered call is connected to
+// the agent: 200 with the lead; 409 when nothing is on offer.
+func (s *Server) previewAccept(c echo.Context) error {
+	as, id, err := s.previewAgent(c)
+	if err != nil {
+		return err
+	}
+	lead, err := as.AcceptPreviewLead(c.Request().Context(), tenant(c), id)
+	if err != nil {
+		return err
+	}
+	c.Set(ctxKeyAuditDetail, fmt.Sprintf("accepted lead %d of campaign %s", lead.ID, lead.CampaignID))
+	lead.CampaignLead = viewOf(c).campaignLead(lead.CampaignLead)
+	return c.JSON(http.StatusOK, lead)
+}
+
+// previewSkip gives the lead on offer back, offered again later: 204; 409
+// when nothing is on offer.
+func (s *Server) previewSkip(c echo.Context) error {
+	as, id, err := s.previewAgent(c)
+	if err != nil {
+		return err
+	}
+	if err := as.SkipPreviewLead(c.Request().Context(), tenant(c), id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }

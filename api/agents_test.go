@@ -222,5 +222,29 @@ func TestAgentsUnavailable(t *testing.T) {
 		requireError(t, b.serve(req), http.StatusServiceUnavailable, controller.EUNAVAILABLE, "")
 		n++
 	}
-	require.Equal(t, 5, n)
+	require.Equal(t, 8, n)
+}
+
+func TestAgentPreview(t *testing.T) {
+	t.Parallel()
+	b, _ := setupAgents(t)
+	alice := "Bearer " + b.tokens.issue(t, tenantA, controller.RoleAgent, agentAlice)
+	// alice holds an offer: asking again returns it, masked for her.
+	rec := b.do(t, http.MethodPost, "/v1/agents/"+agentAlice+"/preview", "", "Authorization", alice)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.NotContains(t, rec.Body.String(), previewPhone[2:], "the agent sees the number masked")
+	var lead controller.PreviewLead
+	decode(t, rec, &lead)
+	require.Equal(t, campaignA, lead.CampaignID)
+
+	rec = b.do(t, http.MethodPost, "/v1/agents/"+agentAlice+"/preview/accept", "{}", "Authorization", alice)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	requireError(t, b.do(t, http.MethodPost, "/v1/agents/"+agentAlice+"/preview/skip", "", "Authorization", alice),
+		http.StatusConflict, "conflict", "")
+	// bob is on a call and holds no offer.
+	requireError(t, b.do(t, http.MethodPost, "/v1/agents/"+agentBob+"/preview", ""), http.StatusConflict, "conflict", "")
+	requireError(t, b.do(t, http.MethodPost, "/v1/agents/"+agentBob+"/preview", `{"x":1}`), http.StatusBadRequest, "invalid", "x")
+	// Another agent's offers are not found.
+	requireError(t, b.do(t, http.MethodPost, "/v1/agents/"+agentBob+"/preview", "", "Authorization", alice),
+		http.StatusNotFound, "not_found", "")
 }

@@ -50,6 +50,12 @@ type AgentCounts struct {
 	Paused    int `json:"paused"`
 }
 
+// PreviewLead is a lead offered to an agent in a preview campaign.
+type PreviewLead struct {
+	CampaignID string `json:"campaign_id"`
+	CampaignLead
+}
+
 // LiveCalls are a campaign's calls in progress that no agent has taken.
 type LiveCalls struct {
 	RingingSince []time.Time // when each call not yet answered was created
@@ -88,6 +94,19 @@ type AgentService interface {
 	// Ending wrap-up this way leaves the call's disposition unset. Returns
 	// ENOTFOUND, EINVALID for another state, ECONFLICT while on a call.
 	SetAgentState(ctx context.Context, tenant, id string, state AgentState) (Agent, error)
+	// NextPreviewLead offers an available agent the next due lead of the
+	// running preview campaigns they take calls for, reserved for them
+	// until they accept or skip it (or the offer expires). ok is false when
+	// none is due. Returns ENOTFOUND, ECONFLICT when the agent is not
+	// available.
+	NextPreviewLead(ctx context.Context, tenant, id string) (lead PreviewLead, ok bool, err error)
+	// AcceptPreviewLead dials the lead on offer to the agent; the call is
+	// connected to them when answered. Returns ENOTFOUND, ECONFLICT when
+	// nothing is on offer.
+	AcceptPreviewLead(ctx context.Context, tenant, id string) (PreviewLead, error)
+	// SkipPreviewLead gives the lead on offer back, due again later.
+	// Returns ENOTFOUND, ECONFLICT when nothing is on offer.
+	SkipPreviewLead(ctx context.Context, tenant, id string) error
 	// WrapUp ends an agent's wrap-up with the call's disposition and tags:
 	// the agent is available again. Returns ENOTFOUND, EINVALID for bad
 	// tags, ECONFLICT when the agent is not in wrap-up.
@@ -120,6 +139,15 @@ type AgentStore interface {
 	// the seconds spent on calls or in wrap-up and the seconds logged in,
 	// each up to now.
 	CampaignAgentTime(ctx context.Context, tenant, campaign string) (busy, loggedIn float64, err error)
+	// ReservePreviewLead, AcceptPreviewLead and SkipPreviewLead keep
+	// preview offers; AssignAcceptedAgent connects an answered call to the
+	// agent who accepted its lead; ReleaseAgents frees agents and offers
+	// nothing else will (see controller/postgres).
+	ReservePreviewLead(ctx context.Context, tenant, agentID string) (PreviewLead, bool, error)
+	AcceptPreviewLead(ctx context.Context, tenant, agentID string) (PreviewLead, error)
+	SkipPreviewLead(ctx context.Context, tenant, agentID string, delay time.Duration) error
+	AssignAcceptedAgent(ctx context.Context, call Call) (AgentClaim, bool, error)
+	ReleaseAgents(ctx context.Context, offerTTL time.Duration) (int, error)
 	// CampaignLiveCalls reports a campaign's calls no agent has taken yet.
 	CampaignLiveCalls(ctx context.Context, campaign string) (LiveCalls, error)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -195,4 +196,87 @@ func TestE2EAgentNodeAbandons(t *testing.T) {
 	got, _ := x.getCall(t, c.ID)
 	require.Equal(t, "abandoned", got.Disposition)
 	require.Empty(t, got.AgentID)
+}
+
+func TestE2ECampaignPreview(t *testing.T) {
+	t.Parallel()
+	avail := make(chan struct{}, 16)
+	k, sa := newTicks(), &simAgents{}
+	x := setupIVR(t, func(m *Main) {
+		m.OnCampaignTick = k.tick
+		m.OnAgentChange = func(a controller.Agent) {
+			sa.onChange(a)
+			if a.State == controller.AgentAvailable {
+				avail <- struct{}{}
+			}
+		}
+		sa.m = m
+	})
+	x.needSim(t)
+	x.putFlow(t, "agents", agentFlow)
+	t.Cleanup(sa.wg.Wait)
+	sa.login(t, 1)
+	<-avail // logged in
+	ann := sa.ids[0]
+	ctx := context.Background()
+	cs, ag := x.m.Campaigns(), x.m.Agents()
+	list, err := cs.CreateLeadList(ctx, "", "preview")
+	require.NoError(t, err)
+	_, err = cs.RunImport(ctx, "", list.ID, strings.NewReader("phone,name\n+12123001009,Ann\n+12123011009,Bob\n+12123021009,Cat\n"), "", nil)
+	require.NoError(t, err)
+	c, err := cs.CreateCampaign(ctx, controller.Campaign{Name: "preview", Mode: controller.ModePreview, FlowID: "agents",
+		ListIDs: []string{list.ID}, CallerIDs: []string{"+12125550100"}, Purpose: controller.PurposeService,
+		MaxConcurrent: 10, MaxCPS: 10})
+	require.NoError(t, err)
+	_, err = cs.TransitionCampaign(ctx, "", c.ID, controller.CampaignStart)
+	require.NoError(t, err)
+
+	// Nothing is dialled until the agent accepts.
+	for range 2 { // two whole passes of the runner
+		select {
+		case <-k.next():
+		case <-time.After(30 * time.Second):
+			t.Fatal("the campaign runner stopped")
+		}
+	}
+	require.Zero(t, x.sim.Originated())
+
+	first, ok, err := ag.NextPreviewLead(ctx, "", ann)
+	require.NoError(t, err)
+	require.True(t, ok)
+	again, _, err := ag.NextPreviewLead(ctx, "", ann)
+	require.NoError(t, err)
+	require.Equal(t, first.ID, again.ID, "the offer holds until accepted or skipped")
+	require.NoError(t, ag.SkipPreviewLead(ctx, "", ann))
+
+	var taken []int64
+	for {
+		lead, ok, err := ag.NextPreviewLead(ctx, "", ann)
+		require.NoError(t, err)
+		if !ok {
+			break
+		}
+		require.NotEqual(t, first.ID, lead.ID, "a skipped lead waits before it is offered again")
+		_, err = ag.AcceptPreviewLead(ctx, "", ann)
+		require.NoError(t, err)
+		taken = append(taken, lead.ID)
+		select {
+		case <-avail: // the call was answered, bridged to ann, ended, wrapped up
+		case <-time.After(30 * time.Second):
+			t.Fatal("the accepted lead's call never reached the agent and ended")
+		}
+	}
+	require.Len(t, taken, 2)
+	st := waitCampaign(t, k, cs, c.ID, "settled the accepted leads", func(st controller.CampaignStatus) bool {
+		return st.Counters.Done == 2
+	})
+	require.Equal(t, 1, st.Counters.Pending, "the skipped lead")
+	for _, id := range taken {
+		calls, err := cs.LeadAttempts(ctx, "", c.ID, id)
+		require.NoError(t, err)
+		require.Len(t, calls, 1)
+		require.Equal(t, ann, calls[0].AgentID, "connected to the agent who accepted it")
+		require.Equal(t, "sale", calls[0].Disposition)
+	}
+	require.Equal(t, 2, x.sim.Originated())
 }

@@ -163,6 +163,13 @@ const agentRetry = 100 * time.Millisecond
 // Connect reserves an available agent of the call's campaign, waiting up
 // to wait for one.
 func (ag *Agents) Connect(ctx context.Context, call controller.Call, wait time.Duration) (controller.AgentClaim, bool, error) {
+	// A preview call goes to the agent who accepted its lead.
+	if claim, ok, err := ag.store.AssignAcceptedAgent(ctx, call); err != nil || ok {
+		if ok {
+			ag.log.Info("preview agent connected", "call_id", call.ID, "agent_id", claim.AgentID)
+		}
+		return claim, ok, err
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {

@@ -132,6 +132,7 @@ func (cs *Campaigns) RunOnce(ctx context.Context) {
 	}
 	if cs.cfg.Agents != nil {
 		cs.cfg.Agents.EndWrapUps(ctx)
+		cs.cfg.Agents.Release(ctx)
 	}
 	if cs.cfg.OnTick != nil {
 		cs.cfg.OnTick()
@@ -241,11 +242,13 @@ func (cs *Campaigns) validate(ctx context.Context, c *controller.Campaign) error
 		c.Mode = controller.ModeBroadcast
 	case controller.ModeBroadcast:
 	case controller.ModeProgressive, controller.ModePredictive:
-		if c.FlowID == "" {
+		if c.FlowID == "" && len(c.Variants) == 0 {
 			return controller.FieldError("flow_id", "a %s campaign needs a flow with an agent node: it connects answered calls to agents", c.Mode)
 		}
 	case controller.ModePreview:
-		return controller.FieldError("mode", "preview dialling is not available yet: use broadcast, progressive or predictive")
+		if c.FlowID == "" && len(c.Variants) == 0 {
+			return controller.FieldError("flow_id", "a preview campaign needs a flow with an agent node: it connects the answered call to the agent who accepted the lead")
+		}
 	default:
 		return controller.FieldError("mode", "must be broadcast, preview, progressive or predictive")
 	}

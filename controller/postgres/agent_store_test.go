@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -87,4 +88,46 @@ func TestAgentClaimsAndStates(t *testing.T) {
 
 	_, err = b.store.GetAgent(b.ctx, "other", got.ID)
 	requireCode(t, controller.ENOTFOUND, err)
+}
+
+func TestReleaseAgentsAfterACrash(t *testing.T) {
+	b := setup(t)
+	calls := b.create(t, 2)
+	var ids []string
+	for i, call := range calls {
+		a, err := b.store.CreateAgent(b.ctx, controller.Agent{TenantID: controller.DefaultTenant,
+			Name: []string{"ann", "bob"}[i], Endpoint: "user/x", WrapSeconds: 30})
+		require.NoError(t, err)
+		_, err = b.store.MoveAgent(b.ctx, controller.DefaultTenant, a.ID, []controller.AgentState{controller.AgentOffline}, controller.AgentAvailable)
+		require.NoError(t, err)
+		_, ok, err := b.store.ClaimAgent(b.ctx, controller.DefaultTenant, "", call.ID)
+		require.NoError(t, err)
+		require.True(t, ok)
+		ids = append(ids, a.ID)
+	}
+	n, err := b.store.ReleaseAgents(b.ctx, time.Hour)
+	require.NoError(t, err)
+	require.Zero(t, n, "their calls are live")
+
+	// Both calls end; the controller that would have reported the bridges'
+	// ends died. The answered one leaves its agent in wrap-up.
+	now := time.Now()
+	answered := calls[0]
+	answered.State, answered.AnsweredAt, answered.EndedAt = controller.CallCompleted, &now, &now
+	failed := calls[1]
+	failed.State, failed.HangupCause, failed.EndedAt = controller.CallFailed, "NO_ANSWER", &now
+	require.NoError(t, b.store.SaveCallUpdates(b.ctx, []controller.CallUpdate{
+		{Call: answered, From: controller.CallQueued, Event: controller.ChannelEvent{CallID: answered.ID, Kind: controller.EventHangup, At: now}},
+		{Call: failed, From: controller.CallQueued, Event: controller.ChannelEvent{CallID: failed.ID, Kind: controller.EventHangup, At: now}},
+	}))
+	n, err = b.store.ReleaseAgents(b.ctx, time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	got := map[controller.AgentState]int{}
+	for _, id := range ids {
+		a, err := b.store.GetAgent(b.ctx, controller.DefaultTenant, id)
+		require.NoError(t, err)
+		got[a.State]++
+	}
+	require.Equal(t, map[controller.AgentState]int{controller.AgentWrapUp: 1, controller.AgentAvailable: 1}, got)
 }

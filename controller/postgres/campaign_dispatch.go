@@ -62,7 +62,8 @@ func (s *Store) DispatchLeads(ctx context.Context, id string, max int) (controll
 				names[i], flows[i] = v.Name, v.FlowID
 			}
 			err = tx.QueryRow(ctx, dispatchSQL, id, n, tenant, st.Switch, st.CallerIDs, callerNext,
-				st.CallerIDName, st.RingSeconds*1000, string(st.Purpose), st.FlowID, names, flows).Scan(&d.Created)
+				st.CallerIDName, st.RingSeconds*1000, string(st.Purpose), st.FlowID, names, flows,
+				st.Mode == controller.ModePreview).Scan(&d.Created)
 			if err != nil {
 				return err
 			}
@@ -102,6 +103,7 @@ const dispatchSQL = `
 WITH l AS (
 	SELECT lead_id, phone, variant FROM campaign_leads
 	WHERE campaign_id = $1 AND status = 'pending' AND next_at <= now()
+		AND (NOT $13::bool OR accepted_by IS NOT NULL) -- preview: only the leads an agent accepted
 	ORDER BY next_at, lead_id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), n AS (
 	SELECT l.lead_id, l.phone, l.variant, ld.time_zone, gen_random_uuid() AS call_id,
@@ -208,7 +210,7 @@ func (s *Store) SettleLeads(ctx context.Context, id string, max int, settle func
 			nexts = append(nexts, next)
 		}
 		tag, err := tx.Exec(ctx, `
-			UPDATE campaign_leads cl SET status = u.status, last_outcome = u.outcome,
+			UPDATE campaign_leads cl SET status = u.status, last_outcome = u.outcome, accepted_by = NULL,
 				disposition = CASE WHEN u.status = 'done' THEN u.disposition ELSE cl.disposition END,
 				attempts = cl.attempts + u.add, outcomes = u.per_outcome,
 				next_at = CASE WHEN u.status = 'pending' THEN u.next_at ELSE cl.next_at END

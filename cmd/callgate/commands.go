@@ -37,8 +37,23 @@ func runSwitchsim(ctx context.Context, args []string, getenv func(string) string
 	scale := fs.Float64("time-scale", 1.0, "multiplier for every callee delay (0.01 runs 100x faster)")
 	recordDir := fs.String("record-dir", getenv("CALLGATE_RECORDING_SPOOL_DIR"),
 		"write recordings (real WAV files) whose path is inside this directory (CALLGATE_RECORDING_SPOOL_DIR)")
+	def := switchsim.DefaultCalleeModel()
+	callees := fs.Bool("callees", false, "numbers without a scenario suffix behave as drawn from a callee population (the --answer-rate… flags)")
+	fs.Float64Var(&def.AnswerRate, "answer-rate", def.AnswerRate, "with --callees: share of calls answered")
+	fs.Float64Var(&def.BusyRate, "busy-rate", def.BusyRate, "with --callees: share of calls busy")
+	fs.DurationVar(&def.RingMean, "ring", def.RingMean, "with --callees: mean time to answer (lognormal)")
+	fs.DurationVar(&def.RingMax, "ring-max", def.RingMax, "with --callees: how long unanswered calls ring")
+	fs.DurationVar(&def.TalkMean, "talk", def.TalkMean, "with --callees: mean talk time (exponential)")
+	seed := fs.Uint64("seed", 1, "with --callees: seed of the draws")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var model *switchsim.CalleeModel
+	if *callees {
+		if err := def.Validate(); err != nil {
+			return fmt.Errorf("switchsim: %w", err)
+		}
+		model = &def
 	}
 	if *password == "" {
 		return errors.New("switchsim: --password (or CALLGATE_ESL_PASSWORD) is required")
@@ -48,7 +63,7 @@ func runSwitchsim(ctx context.Context, args []string, getenv func(string) string
 	}
 	sim := switchsim.New(switchsim.Config{
 		Password: *password, MaxSessions: *maxSessions, MaxSPS: *sps, TimeScale: *scale, RecordDir: *recordDir,
-		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+		Callees: model, CalleeSeed: *seed, Logger: slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 	if err := sim.Listen(*listen); err != nil {
 		return fmt.Errorf("switchsim: %w", err)

@@ -65,6 +65,9 @@ func (s *Sim) admit(sp *originateSpec) bool {
 // call. Caller holds s.mu.
 func (s *Sim) launchCall(c *call, sp *originateSpec) {
 	sc := ScenarioFor(sp.number)
+	if sc.Suffix == "" && s.cfg.Callees != nil {
+		sc = s.drawCallee()
+	}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("switchsim: originate", "uuid", sp.uuid, "number", maskNumber(sp.number), "scenario", sc.Name)
 	}

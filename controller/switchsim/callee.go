@@ -140,3 +140,24 @@ func (m CalleeModel) drawTalk(r *rand.Rand) time.Duration {
 	}
 	return time.Duration(min(d, float64(math.MaxInt64/2)))
 }
+
+// drawCallee draws a callee from the configured model as a scenario: it
+// rings, then answers and hangs up after the talk time, or hangs up busy,
+// or rings until the originate times out. Caller holds s.mu.
+func (s *Sim) drawCallee() Scenario {
+	if s.callees == nil {
+		s.callees = rand.New(rand.NewPCG(s.cfg.CalleeSeed, s.cfg.CalleeSeed^0x9e3779b97f4a7c15))
+	}
+	o := s.cfg.Callees.Draw(s.callees)
+	ms := func(d time.Duration) string { return fmt.Sprint(d.Milliseconds()) }
+	sc := Scenario{Name: "callee-model"}
+	switch {
+	case o.Answer:
+		sc.Steps = []Step{{"ring_ready", ""}, {"sleep", ms(o.Ring)}, {"answer", ""}, {"sleep", ms(o.Talk)}, {"hangup", ""}}
+	case o.Cause == CauseUserBusy:
+		sc.Steps = []Step{{"ring_ready", ""}, {"sleep", ms(o.Ring)}, {"hangup", CauseUserBusy}}
+	default:
+		sc.Steps = []Step{{"ring_ready", ""}, {"sleep", ms(o.Ring)}, {"hangup", CauseNoAnswer}}
+	}
+	return sc
+}

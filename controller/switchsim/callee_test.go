@@ -3,6 +3,7 @@ package switchsim
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,50 @@ func TestCalleeModelValidate(t *testing.T) {
 	sum := DefaultCalleeModel()
 	sum.AnswerRate, sum.BusyRate = 0.7, 0.4
 	require.ErrorContains(t, sum.Validate(), "BusyRate")
+}
+
+// TestSimDrawsCallees: with a callee model, numbers without a named
+// scenario behave as drawn from it; named scenarios are unchanged.
+func TestSimDrawsCallees(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		model  CalleeModel
+		number string
+		result string
+		cause  string
+	}{
+		{CalleeModel{AnswerRate: 1, RingMean: 2 * time.Second, RingMax: 10 * time.Second, TalkMean: 5 * time.Second},
+			"5550002000", "+OK", "NORMAL_CLEARING"},
+		{CalleeModel{BusyRate: 1, RingMean: time.Second, RingMax: 10 * time.Second, TalkMean: time.Second},
+			"5550002000", "-ERR USER_BUSY", "USER_BUSY"},
+		{CalleeModel{RingMean: time.Second, RingMax: 10 * time.Second, TalkMean: time.Second},
+			"5550002000", "-ERR NO_ANSWER", "NO_ANSWER"},
+		{CalleeModel{AnswerRate: 1, RingMean: time.Second, RingMax: 10 * time.Second, TalkMean: time.Second},
+			"5550001003", "-ERR USER_BUSY", "USER_BUSY"}, // the busy scenario wins
+	} {
+		s, clock := manualSim(t, Config{Callees: &tc.model, CalleeSeed: 7})
+		c := dial(t, s, "ClueCon")
+		c.command(allChannelEvents)
+		uuid := newUUID()
+		job := c.originate(uuid, "loopback/"+tc.number+"/callgate-test")
+		clock.Advance(10 * time.Minute)
+		var result string
+		evs := c.collectUntil(uuid, func(f wireFrame) bool {
+			if isJob(job)(f) {
+				result = strings.TrimSpace(f.eventBody())
+			}
+			return isEvent("CHANNEL_DESTROY", uuid)(f)
+		})
+		if result == "" {
+			result = strings.TrimSpace(c.waitEvent(isJob(job)).eventBody())
+		}
+		require.True(t, strings.HasPrefix(result, tc.result), "%s: result %q", tc.number, result)
+		hc := evs[len(evs)-2]
+		require.Equal(t, tc.cause, hc.field("Hangup-Cause"), tc.number)
+	}
+	_, err := func() (*Sim, error) {
+		s := New(Config{Callees: &CalleeModel{AnswerRate: 2}})
+		return s, s.Listen("127.0.0.1:0")
+	}()
+	require.Error(t, err, "a bad model is a configuration error")
 }

@@ -2,6 +2,7 @@ package switchsim
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -59,6 +60,14 @@ type Config struct {
 	// ARIApp is the Stasis application inbound ARI channels
 	// (StartARIInboundChannel) enter. Empty means "callgate".
 	ARIApp string
+	// Callees, when set, is the population the numbers without a named
+	// scenario (their last four digits match none) are drawn from, a call
+	// at a time: answered after a ring and hung up after a talk time, busy,
+	// or unanswered, as the model's distributions say. Nil: such numbers
+	// follow the default scenario. CalleeSeed seeds the draws (same seed,
+	// same sequence of draws).
+	Callees    *CalleeModel
+	CalleeSeed uint64
 	// ARIRecordingDir is where ARI stored recordings are written
 	// (<name>.wav) and served from. Empty means a temporary directory the
 	// Sim removes on Close.
@@ -76,6 +85,10 @@ func (c Config) Validate() error {
 		return errors.New("switchsim: TimeScale must not be negative")
 	case c.WriteTimeout < 0:
 		return errors.New("switchsim: WriteTimeout must not be negative")
+	case c.Callees != nil:
+		if err := c.Callees.Validate(); err != nil {
+			return fmt.Errorf("switchsim: Callees: %w", err)
+		}
 	}
 	return nil
 }

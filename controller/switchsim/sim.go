@@ -37,7 +37,8 @@ type Sim struct {
 	peak          windowMax
 	spsPeak       windowMax
 	originated    int
-	originates    []string // the arguments of every ESL originate, in order
+	callees       *rand.Rand // draws of Config.Callees, under mu
+	originates    []string   // the arguments of every ESL originate, in order
 	sofia         map[string]SofiaProfile
 	conns         []*conn
 	faults        Faults

@@ -100,6 +100,8 @@ func matrixRequests(t testing.TB) map[string]cellRequest {
 		"POST /v1/agents":                    js(validAgent),
 		"POST /v1/agents/:id/state":          js(`{"state":"available"}`),
 		"POST /v1/agents/:id/wrapup":         js(`{"disposition":"sale","tags":{"interest":"high"}}`),
+		"PUT /v1/routing":                    js(validRouting),
+		"POST /v1/routing/dry-run":           js(validDryRun),
 	}
 }
 
@@ -292,6 +294,7 @@ func setupWorld(t testing.TB, w *world) *bundle {
 	b.srv.SetMedia(w, w)
 	b.srv.SetCampaigns(w)
 	b.srv.SetAgents(w)
+	b.srv.SetRouting(w)
 	b.srv.SetAudit(w.audit)
 	b.srv.SetTraceExporter(w)
 	b.h = b.srv.Handler()

@@ -28,6 +28,7 @@ type CallResource struct {
 	Disposition    string                       `json:"disposition,omitempty"`
 	AgentID        string                       `json:"agent_id,omitempty"` // the agent the call is assigned to
 	Switch         string                       `json:"switch,omitempty"`
+	Trunk          string                       `json:"trunk,omitempty"` // the switch's trunk a routing rule chose; empty: its default
 	TimeoutSeconds int                          `json:"timeout_seconds,omitzero"`
 	Variables      map[string]string            `json:"variables,omitempty"`
 	HangupCause    string                       `json:"hangup_cause,omitempty"`
@@ -58,6 +59,7 @@ func NewCallResource(c controller.Call, events []controller.CallEventRecord) Cal
 		AgentID:        c.AgentID,
 		Decision:       c.Decision,
 		Switch:         c.Switch,
+		Trunk:          c.Trunk,
 		TimeoutSeconds: int(c.Timeout / time.Second),
 		Variables:      c.Variables,
 		HangupCause:    c.HangupCause,

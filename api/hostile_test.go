@@ -149,6 +149,8 @@ var hostileInputs = map[string]hostileInput{
 	"POST /v1/agents/:id/state": {body: bodyObject, fields: map[string]hostileKind{"state": hkString}, valid: `{"state":"available"}`},
 	"POST /v1/agents/:id/wrapup": {body: bodyObject, fields: map[string]hostileKind{"disposition": hkString, "tags": hkMap},
 		valid: `{"disposition":"sale","tags":{"interest":"high"}}`},
+	"PUT /v1/routing":          {body: bodyObject, fields: map[string]hostileKind{"rules": hkObjects}, valid: validRouting},
+	"POST /v1/routing/dry-run": {body: bodyObject, fields: map[string]hostileKind{"to": hkString}, valid: validDryRun},
 }
 
 // hostileValue is one hostile string and the class it belongs to.
@@ -385,6 +387,7 @@ func newHostileEnv(t testing.TB) *hostileEnv {
 	srv.SetMedia(w, w)
 	srv.SetCampaigns(w)
 	srv.SetAgents(w)
+	srv.SetRouting(w)
 	srv.SetAudit(w.audit)
 	return &hostileEnv{srv: srv, h: srv.Handler(), w: w, token: toks.issue(t, tenantA, controller.RoleAdmin, "")}
 }
@@ -773,6 +776,7 @@ var (
 	_ controller.RecordingAdmin  = (*hostileWorld)(nil)
 	_ controller.CampaignService = (*hostileWorld)(nil)
 	_ controller.AgentService    = (*hostileWorld)(nil)
+	_ controller.RoutingService  = (*hostileWorld)(nil)
 )
 
 func (h *hostileWorld) Admin() controller.ComplianceAdmin { return h }
@@ -807,7 +811,8 @@ func (h *hostileWorld) state(t testing.TB) string {
 	w := h.world
 	// fmt prints maps sorted by key; a stored document need not be JSON.
 	return fmt.Sprintf("%+v", []any{w.calls, w.consents, w.refusals, w.lists, w.dnc, w.policies, w.callerIDs,
-		w.flows, w.prompts, w.runs, w.recs}) + w.fakeCampaigns.snapshot() + w.fakeAgents.agentSnapshot()
+		w.flows, w.prompts, w.runs, w.recs}) + w.fakeCampaigns.snapshot() + w.fakeAgents.agentSnapshot() +
+		w.fakeRouting.routingSnapshot()
 }
 
 func (h *hostileWorld) CreateCall(ctx context.Context, req controller.CreateCallRequest) (controller.Call, bool, error) {
@@ -969,6 +974,12 @@ func (h *hostileWorld) CreateLeadList(ctx context.Context, tenant, name string) 
 func (h *hostileWorld) ImportLeads(ctx context.Context, tenant, listID string, up controller.LeadCSV) (controller.LeadImport, error) {
 	out, err := h.world.ImportLeads(ctx, tenant, listID, up)
 	h.wrote("ImportLeads", err)
+	return out, err
+}
+
+func (h *hostileWorld) PutRouting(ctx context.Context, tenant string, rules []controller.RouteRule, ifVersion int64) (controller.RoutingTable, error) {
+	out, err := h.world.PutRouting(ctx, tenant, rules, ifVersion)
+	h.wrote("PutRouting", err)
 	return out, err
 }
 

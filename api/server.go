@@ -167,6 +167,7 @@ type Server struct {
 	recordings controller.RecordingAdmin  // nil: the recording routes answer 503
 	campaigns  controller.CampaignService // nil: the campaign and lead routes answer 503
 	agents     controller.AgentService    // nil: the agent routes answer 503
+	routing    controller.RoutingService  // nil: the routing routes answer 503
 	// recordingAccess, when set, decides who may stream a recording.
 	recordingAccess RecordingAccess
 	// auditLog, when set, records every change, recording stream, export
@@ -238,6 +239,7 @@ func New(cfg Config, svc controller.CallService, reg *prometheus.Registry, logge
 	s.registerMedia(limit)
 	s.registerCampaigns(limit)
 	s.registerAgents(limit)
+	s.registerRouting(limit)
 
 	for _, r := range e.Routes() {
 		s.routes[r.Path] = true

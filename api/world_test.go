@@ -15,6 +15,7 @@ import (
 type world struct {
 	*fakeCampaigns // the campaign service, with acme's campaigns
 	*fakeAgents    // the agent service, with acme's agents
+	*fakeRouting   // the routing service, with acme's rules
 	calls          map[controller.CallID]controller.Call
 	consents       map[string]controller.Consent
 	refusals       map[string]controller.Refusal
@@ -39,6 +40,7 @@ var (
 	_ controller.TraceExporter   = (*world)(nil)
 	_ controller.CampaignService = (*world)(nil)
 	_ controller.AgentService    = (*world)(nil)
+	_ controller.RoutingService  = (*world)(nil)
 )
 
 var errNF = controller.Errorf(controller.ENOTFOUND, "not found")
@@ -50,7 +52,7 @@ func newWorld() *world {
 		policies: map[string]controller.PolicyRecord{}, callerIDs: map[string][]string{},
 		flows: map[string]controller.FlowRecord{}, prompts: map[string]controller.Prompt{},
 		runs: map[controller.CallID]controller.FlowRun{}, recs: map[string]controller.Recording{}, audit: &fakeAudit{},
-		fakeCampaigns: newFakeCampaigns(), fakeAgents: newFakeAgents(),
+		fakeCampaigns: newFakeCampaigns(), fakeAgents: newFakeAgents(), fakeRouting: newFakeRouting(),
 	}
 	w.seedAcme()
 	w.seedAgents()

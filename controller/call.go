@@ -107,6 +107,7 @@ type Call struct {
 	AgentID        string            `json:"agent_id,omitempty"` // the agent the call is assigned to (placed with their token)
 	AttemptID      int64             `json:"attempt_id"`
 	Switch         string            `json:"switch,omitempty"` // switch asked for or chosen
+	Trunk          string            `json:"trunk,omitempty"`  // the switch's trunk it leaves through (routing); empty: the switch's default
 	To             string            `json:"to"`
 	From           string            `json:"from"`
 	CallerIDName   string            `json:"caller_id_name,omitempty"`

@@ -326,7 +326,7 @@ type CampaignStore interface {
 	RunningCampaigns(ctx context.Context) ([]Campaign, error)
 	TransitionCampaign(ctx context.Context, tenant, id string, t CampaignTransition, target *TagExpr) (Campaign, error)
 	CampaignCounters(ctx context.Context, id string) (CampaignCounters, error)
-	DispatchLeads(ctx context.Context, id string, max int) (CampaignDispatch, error)
+	DispatchLeads(ctx context.Context, id string, max int, route RouteFunc) (CampaignDispatch, error)
 	SettleLeads(ctx context.Context, id string, max int, settle func(EndedLead) LeadSettlement) (int, error)
 	CampaignLeads(ctx context.Context, id, status string, after int64, limit int) ([]CampaignLead, error)
 	LeadAttempts(ctx context.Context, tenant, id string, lead int64) ([]Call, error)

@@ -89,6 +89,10 @@ type CallStore interface {
 	// named switch (those naming it, or no switch), for owner, with
 	// FOR UPDATE SKIP LOCKED. The calls are returned still queued.
 	ClaimAttempts(ctx context.Context, switchName, owner string, n int) ([]Call, error)
+	// ClaimAttemptsExcept is ClaimAttempts leaving in the queue, untouched,
+	// the attempts whose calls use one of busyTrunks ("" is the switch's
+	// default trunk): the trunks at their limit of concurrent calls.
+	ClaimAttemptsExcept(ctx context.Context, switchName, owner string, n int, busyTrunks []string) ([]Call, error)
 	// MarkOriginating moves claimed calls to originating on the switch, in one
 	// transaction, before the originate is sent: after this a crash can
 	// never lead to a second originate of the same call.

@@ -50,6 +50,7 @@ type OriginateRequest struct {
 	CallID         CallID
 	To             string            // the number to dial, digits and an optional leading +
 	Endpoint       string            // dial string after template expansion, e.g. sofia/gateway/carrier/+15551234567
+	Trunk          string            // the trunk {trunk} expands to; empty: the switch's default (drivers refuse one not configured)
 	CallerIDNumber string            // presented number
 	CallerIDName   string            // presented name
 	Timeout        time.Duration     // ring timeout; zero means the driver's default

@@ -6,6 +6,7 @@ import (
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/asterisk"
+	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/egress"
 	"github.com/callgate/callgate/controller/ivr"
 	"github.com/callgate/callgate/controller/recording"
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -182,12 +184,73 @@ type SwitchConfig struct {
 	// production sofia/gateway/{trunk}/{number}; real-switch tests
 	// loopback/{number}/callgate-test.
 	DialTemplate string `yaml:"dial_template"`
-	// Trunk fills {trunk} in DialTemplate.
+	// Trunk fills {trunk} in DialTemplate: the default trunk, for calls no
+	// routing rule sends to another.
 	Trunk string `yaml:"trunk"`
+	// Trunks are the trunks routing rules may send calls through, each
+	// with its own limits; listing Trunk here gives the default trunk
+	// limits. They need {trunk} in DialTemplate. YAML only: no
+	// environment variable sets a list of trunks.
+	Trunks []TrunkConfig `yaml:"trunks"`
 	// MaxSessions caps callgate's concurrent calls on this switch (0: none).
 	MaxSessions int `yaml:"max_sessions"`
 	// MaxCPS caps originations per second on this switch (0: none).
 	MaxCPS int `yaml:"max_cps"`
+}
+
+// TrunkConfig is one trunk of a switch and its limits, which hold within
+// the switch's own.
+type TrunkConfig struct {
+	// Name fills {trunk} in the switch's DialTemplate: 1-64 letters,
+	// digits, _ . or -.
+	Name string `yaml:"name"`
+	// MaxSessions caps callgate's concurrent calls on this trunk (0: none).
+	MaxSessions int `yaml:"max_sessions"`
+	// MaxCPS caps originations per second on this trunk (0: none).
+	MaxCPS int `yaml:"max_cps"`
+}
+
+// trunkNameRE is a trunk's name (the drivers check the same).
+var trunkNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// checkTrunks reports the first bad trunk as the field at fault and why.
+func (s SwitchConfig) checkTrunks() (field, problem string) {
+	names := map[string]bool{}
+	for j, t := range s.Trunks {
+		f := fmt.Sprintf("trunks[%d]", j)
+		switch {
+		case !trunkNameRE.MatchString(t.Name):
+			return f + ".name", fmt.Sprintf("%q must be 1-64 letters, digits, _ . or -", t.Name)
+		case names[t.Name]:
+			return f + ".name", fmt.Sprintf("%q is listed twice", t.Name)
+		case t.MaxSessions < 0:
+			return f + ".max_sessions", "must not be negative"
+		case t.MaxCPS < 0:
+			return f + ".max_cps", "must not be negative"
+		case !strings.Contains(s.DialTemplate, "{trunk}"):
+			return "trunks", fmt.Sprintf("need {trunk} in dial_template %q", s.DialTemplate)
+		}
+		names[t.Name] = true
+	}
+	return "", ""
+}
+
+// limits are the dialer's limits for the switch and its trunks.
+func (s SwitchConfig) limits() dialer.SwitchLimits {
+	l := dialer.SwitchLimits{MaxSessions: s.MaxSessions, MaxCPS: s.MaxCPS, DefaultTrunk: s.Trunk}
+	for _, t := range s.Trunks {
+		l.Trunks = append(l.Trunks, dialer.TrunkLimits{Name: t.Name, MaxSessions: t.MaxSessions, MaxCPS: t.MaxCPS})
+	}
+	return l
+}
+
+// trunkNames are the names of the switch's listed trunks.
+func (s SwitchConfig) trunkNames() []string {
+	out := make([]string, 0, len(s.Trunks))
+	for _, t := range s.Trunks {
+		out = append(out, t.Name)
+	}
+	return out
 }
 
 // DialerConfig tunes the origination loop.
@@ -457,6 +520,11 @@ func (c Config) Validate() error {
 			return f("name", "required")
 		case seen[s.Name]:
 			return f("name", "%q is used twice", s.Name)
+		}
+		if field, problem := s.checkTrunks(); field != "" {
+			return f(field, "%s", problem)
+		}
+		switch {
 		case s.Kind == "asterisk":
 			if err := s.asterisk(nil).Validate(); err != nil {
 				return f(strings.ToLower(controller.ErrorField(err)), "%s", controller.ErrorMessage(err))
@@ -568,7 +636,7 @@ func (m MediaConfig) validate() error {
 // asterisk is the driver configuration of an Asterisk switch.
 func (s SwitchConfig) asterisk(log *slog.Logger) asterisk.Config {
 	return asterisk.Config{Name: s.Name, URL: s.URL, User: s.User, Password: s.Password, App: s.App,
-		DialTemplate: s.DialTemplate, MaxSessions: s.MaxSessions, MaxCPS: s.MaxCPS, Logger: log}
+		DialTemplate: s.DialTemplate, Trunk: s.Trunk, Trunks: s.trunkNames(), MaxSessions: s.MaxSessions, MaxCPS: s.MaxCPS, Logger: log}
 }
 
 // loadPolicy returns a preset by name or the policy in a JSON file, validated.

@@ -102,3 +102,38 @@ func TestLoadConfigAsterisk(t *testing.T) {
 	require.Equal(t, SwitchConfig{Name: "ast1", Kind: "asterisk", URL: "http://127.0.0.1:8088/ari", User: "callgate",
 		Password: "s3cret", App: "callgate", DialTemplate: "Local/{number}@callgate-test", MaxSessions: 1000}, sw)
 }
+
+func TestLoadConfigTrunks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(trunks string) string {
+		file := filepath.Join(dir, "t.yaml")
+		require.NoError(t, os.WriteFile(file, []byte(`
+switches:
+  - name: fs1
+    address: 10.0.0.5:8021
+    password: s3cret
+    dial_template: sofia/gateway/{trunk}/{number}
+    trunk: carrier
+    trunks:
+`+trunks), 0o600))
+		return file
+	}
+	env := envOf(map[string]string{"CALLGATE_POLICY": "lab"})
+	cfg, err := LoadConfig([]string{"--config", write(`
+      - {name: carrier, max_sessions: 30}
+      - {name: mobile-gw, max_sessions: 2, max_cps: 1}
+`)}, env)
+	require.NoError(t, err)
+	require.Equal(t, []TrunkConfig{{Name: "carrier", MaxSessions: 30}, {Name: "mobile-gw", MaxSessions: 2, MaxCPS: 1}},
+		cfg.Switches[0].Trunks)
+	for trunks, field := range map[string]string{
+		"      - {name: a b}\n":                  "switches[0].trunks[0].name",
+		"      - {name: x}\n      - {name: x}\n": "switches[0].trunks[1].name",
+		"      - {name: x, max_sessions: -1}\n":  "switches[0].trunks[0].max_sessions",
+		"      - {name: x, max_cps: -1}\n":       "switches[0].trunks[0].max_cps",
+	} {
+		_, err := LoadConfig([]string{"--config", write(trunks)}, env)
+		require.ErrorContains(t, err, field, trunks)
+	}
+}

@@ -135,7 +135,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("switch %s: %w", sc.Name, err)
 		}
 		m.switches = append(m.switches, sw)
-		m.service.AddSwitch(sw, dialer.SwitchLimits{MaxSessions: sc.MaxSessions, MaxCPS: sc.MaxCPS})
+		m.service.AddSwitch(sw, sc.limits())
 	}
 	for _, sw := range m.switches {
 		if err := sw.Start(runCtx); err != nil {
@@ -169,6 +169,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	srv.SetMedia(m.media, m.media)
 	srv.SetCampaigns(m.campaigns)
 	srv.SetAgents(m.agents)
+	srv.SetRouting(m.service)
 	srv.SetTraceExporter(traceExporter{store})
 	if l, ok := any(store).(controller.AuditLog); ok {
 		srv.SetAudit(l)
@@ -207,6 +208,7 @@ func (m *Main) newDriver(sc SwitchConfig) (driver, error) {
 		Password:          sc.Password,
 		DialTemplate:      sc.DialTemplate,
 		Trunk:             sc.Trunk,
+		Trunks:            sc.trunkNames(),
 		MaxSessions:       sc.MaxSessions,
 		MaxCPS:            sc.MaxCPS,
 		SecureProfile:     sc.SecureProfile,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,12 +158,22 @@ var (
 	cidName  = regexp.MustCompile(`^[A-Za-z0-9 .,'_-]{0,40}$`)
 )
 
-// endpoint expands the dial template with a checked number.
-func (s *Switch) endpoint(number string) (string, error) {
+// endpoint expands the dial template with a checked number and trunk
+// (empty: Trunk, the default). Returns EINVALID naming "trunk" for a trunk
+// the switch does not have (Trunk and Trunks).
+func (s *Switch) endpoint(number, trunk string) (string, error) {
 	if !numberRE.MatchString(number) {
 		return "", controller.FieldError("to", "must be digits with an optional leading +")
 	}
-	return strings.Replace(s.cfg.DialTemplate, "{number}", number, 1), nil
+	switch {
+	case trunk == "" || trunk == s.cfg.Trunk:
+		trunk = s.cfg.Trunk
+	case !trunkRE.MatchString(trunk):
+		return "", controller.FieldError("trunk", "must be 1-64 letters, digits, _ . or -")
+	case !slices.Contains(s.cfg.Trunks, trunk):
+		return "", controller.FieldError("trunk", "%q is not a trunk of this switch", trunk)
+	}
+	return strings.NewReplacer("{number}", number, "{trunk}", trunk).Replace(s.cfg.DialTemplate), nil
 }
 
 // ErrMediaInsecure is wrapped (with controller.ErrNotSent) when a call that
@@ -176,7 +187,7 @@ func (s *Switch) originateQuery(req controller.OriginateRequest) (url.Values, er
 	if !idRE.MatchString(string(req.CallID)) {
 		return nil, controller.FieldError("call_id", "must be 1-128 letters, digits, . _ or -")
 	}
-	ep, err := s.endpoint(req.To)
+	ep, err := s.endpoint(req.To, req.Trunk)
 	if err != nil {
 		return nil, err
 	}

@@ -32,9 +32,18 @@ type Config struct {
 	// App is the Stasis application callgate registers and originates into.
 	App string
 	// DialTemplate builds the endpoint from the number, e.g.
-	// "PJSIP/{number}@trunk" or "Local/{number}@cgtest". {number} is
-	// required.
+	// "PJSIP/{number}@trunk", "PJSIP/{number}@{trunk}" or
+	// "Local/{number}@cgtest". {number} is required; {trunk} is replaced by
+	// the request's trunk (Trunk when it names none).
 	DialTemplate string
+	// Trunk replaces {trunk} in DialTemplate: the default trunk, for
+	// requests that name none. Required when DialTemplate uses {trunk}.
+	Trunk string
+	// Trunks are the other trunks an OriginateRequest may name (routing
+	// rules choose them); a request naming any other trunk is refused.
+	// They need {trunk} in DialTemplate. cmd/callgate fills it from
+	// switches[].trunks (YAML only).
+	Trunks []string
 	// MaxSessions caps callgate's concurrent calls on the switch; 0 means no
 	// cap.
 	MaxSessions int
@@ -62,6 +71,8 @@ var (
 	// technology/resource@context with no characters ARI or a dial string
 	// would read specially (no ',', '&', '(' or blanks).
 	templateRE = regexp.MustCompile(`^[A-Za-z0-9/_.@:+=-]*$`)
+	// trunkRE is a trunk name: it fills {trunk} in a dial string.
+	trunkRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 )
 
 func (c Config) withDefaults() Config {
@@ -113,8 +124,22 @@ func (c Config) Validate() error {
 	if !appRE.MatchString(c.App) {
 		return bad("App", "must be 1-64 letters, digits, _ . or -")
 	}
+	if c.Trunk != "" && !trunkRE.MatchString(c.Trunk) {
+		return bad("Trunk", "must be 1-64 letters, digits, _ . or -")
+	}
 	if err := validateDialTemplate(c.DialTemplate); err != nil {
 		return bad("DialTemplate", "%v", err)
+	}
+	if strings.Contains(c.DialTemplate, "{trunk}") && c.Trunk == "" {
+		return bad("Trunk", "required: DialTemplate uses {trunk}")
+	}
+	for _, t := range c.Trunks {
+		if !trunkRE.MatchString(t) {
+			return bad("Trunks", "%q must be 1-64 letters, digits, _ . or -", t)
+		}
+		if !strings.Contains(c.DialTemplate, "{trunk}") {
+			return bad("Trunks", "other trunks need {trunk} in DialTemplate")
+		}
 	}
 	if c.MaxSessions < 0 {
 		return bad("MaxSessions", "must not be negative")
@@ -168,13 +193,16 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-// validateDialTemplate requires exactly one {number} and nothing a dial
-// string or query could read specially.
+// validateDialTemplate requires exactly one {number}, at most one {trunk}
+// and nothing a dial string or query could read specially.
 func validateDialTemplate(t string) error {
 	if strings.Count(t, "{number}") != 1 {
 		return errorString("must contain {number} exactly once")
 	}
-	rest := strings.Replace(t, "{number}", "", 1)
+	if strings.Count(t, "{trunk}") > 1 {
+		return errorString("must contain {trunk} at most once")
+	}
+	rest := strings.NewReplacer("{number}", "", "{trunk}", "").Replace(t)
 	if !strings.Contains(rest, "/") || !templateRE.MatchString(rest) || len(t) > 256 {
 		return errorString("must look like Tech/{number}@context of letters, digits and /_.@:+=-")
 	}

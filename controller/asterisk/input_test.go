@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -22,6 +23,8 @@ func TestConfigValidate(t *testing.T) {
 		"App":          func(c *Config) { c.App = "a b" },
 		"DialTemplate": func(c *Config) { c.DialTemplate = "PJSIP/trunk" },
 		"Name":         func(c *Config) { c.Name = "" },
+		"Trunk":        func(c *Config) { c.DialTemplate = "PJSIP/{number}@{trunk}" }, // and no Trunk
+		"Trunks":       func(c *Config) { c.Trunks = []string{"other"} },              // the template has no {trunk}
 	} {
 		c := ok
 		mod(&c)
@@ -105,4 +108,25 @@ func TestFailureCause(t *testing.T) {
 	} {
 		require.Equal(t, tc.want, failureCause(tc.dial, tc.code, tc.answered), "%+v", tc)
 	}
+}
+
+// TestTrunkEndpoint: {trunk} is the request's trunk, the default one when it
+// names none; a trunk the switch does not have is refused before anything
+// is sent.
+func TestTrunkEndpoint(t *testing.T) {
+	t.Parallel()
+	s, err := New(Config{Name: "b", URL: "http://127.0.0.1:1/ari", User: "u", Password: "p", App: "callgate",
+		DialTemplate: "PJSIP/{number}@{trunk}", Trunk: "carrier1", Trunks: []string{"carrier2"}, RequestTimeout: time.Millisecond}, &nopSink{})
+	require.NoError(t, err)
+	for trunk, want := range map[string]string{"": "PJSIP/+15551231001@carrier1", "carrier1": "PJSIP/+15551231001@carrier1",
+		"carrier2": "PJSIP/+15551231001@carrier2"} {
+		q, err := s.originateQuery(controller.OriginateRequest{CallID: "cg-ok", To: "+15551231001", Trunk: trunk})
+		require.NoError(t, err, trunk)
+		require.Equal(t, want, q.Get("endpoint"), trunk)
+	}
+	for _, trunk := range []string{"carrier9", "carrier2&app=evil", "a/b", "x@y", "carrier2,PJSIP/1"} {
+		err := s.Originate(context.Background(), controller.OriginateRequest{CallID: "cg-ok", To: "+15551231001", Trunk: trunk})
+		require.Equal(t, "trunk", controller.ErrorField(err), "%q: %v", trunk, err)
+	}
+	require.Error(t, s.DeclareSecureTrunk("carrier1"), "a secure trunk is one fixed PJSIP endpoint, not {trunk}")
 }

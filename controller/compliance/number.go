@@ -78,6 +78,30 @@ func parseNumber(raw, defaultRegion string) (Number, error) {
 	return n, nil
 }
 
+// numberTypes names libphonenumber's number types as controller.NumberTypes
+// spells them.
+var numberTypes = map[phonenumbers.PhoneNumberType]string{
+	phonenumbers.FIXED_LINE: "fixed_line", phonenumbers.MOBILE: "mobile",
+	phonenumbers.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile", phonenumbers.TOLL_FREE: "toll_free",
+	phonenumbers.PREMIUM_RATE: "premium_rate", phonenumbers.SHARED_COST: "shared_cost", phonenumbers.VOIP: "voip",
+	phonenumbers.PERSONAL_NUMBER: "personal_number", phonenumbers.PAGER: "pager", phonenumbers.UAN: "uan",
+	phonenumbers.VOICEMAIL: "voicemail",
+}
+
+// NumberType returns the kind of number n is, as libphonenumber classifies
+// it: one of controller.NumberTypes ("mobile", "fixed_line", "toll_free",
+// "voip"…; "fixed_line_or_mobile" where the numbering plan cannot tell,
+// as in North America; "unknown" for a number without a parsed Phone).
+func NumberType(n Number) string {
+	if n.Phone == nil {
+		return "unknown"
+	}
+	if t, ok := numberTypes[phonenumbers.GetNumberType(n.Phone)]; ok {
+		return t
+	}
+	return "unknown"
+}
+
 // NormalizeNumber is ParseNumber for bulk input (lead lists): it returns
 // only the E.164 form, with the same checks and errors, without time zones,
 // subdivision or cache.

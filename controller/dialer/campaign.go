@@ -156,6 +156,10 @@ func (cs *Campaigns) step(ctx context.Context, c controller.Campaign) error {
 	if idle, _ := cs.blocked(ctx, c); idle != "" {
 		return nil
 	}
+	route, err := cs.calls.campaignRoute(ctx, c) // routing.go
+	if err != nil {
+		return err
+	}
 	if agentMode(c.Mode) {
 		// The pacer decides once per pass, from the agents and calls it
 		// sees now.
@@ -163,11 +167,11 @@ func (cs *Campaigns) step(ctx context.Context, c controller.Campaign) error {
 		if err != nil || idle != "" {
 			return err
 		}
-		_, err = cs.store.DispatchLeads(ctx, c.ID, min(n, cs.cfg.Batch))
+		_, err = cs.store.DispatchLeads(ctx, c.ID, min(n, cs.cfg.Batch), route)
 		return err
 	}
 	for {
-		d, err := cs.store.DispatchLeads(ctx, c.ID, cs.cfg.Batch)
+		d, err := cs.store.DispatchLeads(ctx, c.ID, cs.cfg.Batch, route)
 		if err != nil {
 			return err
 		}

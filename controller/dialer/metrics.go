@@ -12,6 +12,8 @@ type metrics struct {
 	droppedEvents prometheus.Counter
 	illegal       prometheus.Counter
 	blockedAtDial prometheus.Counter
+	trunkHeld     *prometheus.CounterVec
+	routed        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +41,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "callgate_illegal_transitions_total", Help: "Events rejected because they asked for an illegal state transition."}),
 		blockedAtDial: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "callgate_blocked_at_dial_total", Help: "Queued attempts the compliance gate blocked just before dialling."}),
+		trunkHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callgate_trunk_held_total", Help: "Claimed calls given back to the queue because their trunk was at its limit."},
+			[]string{"switch", "trunk"}),
+		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callgate_calls_routed_total", Help: "Calls a routing rule sent to a switch or trunk, by where (\"any\": any switch; \"default\": its default trunk)."},
+			[]string{"switch", "trunk"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queued, m.originations, m.transitions, m.refusals, m.reconciled, m.inflight, m.droppedEvents, m.illegal, m.blockedAtDial)
+		reg.MustRegister(m.queued, m.originations, m.transitions, m.refusals, m.reconciled, m.inflight, m.droppedEvents, m.illegal, m.blockedAtDial,
+			m.trunkHeld, m.routed)
 	}
 	return m
 }

@@ -19,6 +19,7 @@ type owner struct {
 	sw      controller.Switch
 	name    string
 	limits  SwitchLimits
+	trunks  map[string]*trunkState // the trunks with limits (trunks.go)
 	tracker *tracker
 	log     *slog.Logger
 
@@ -38,6 +39,7 @@ func newOwner(s *Service, sw controller.Switch, limits SwitchLimits) *owner {
 		sw:     sw,
 		name:   sw.Name(),
 		limits: limits,
+		trunks: newTrunks(limits),
 		log:    s.log.With("switch", sw.Name()),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -199,10 +201,11 @@ func (o *owner) renewLease(ctx context.Context) bool {
 	return ok
 }
 
-// dialBatch claims up to n due attempts, marks them originating (durably,
-// before anything is sent) and originates them one by one.
+// dialBatch claims up to n due attempts (within their trunks' limits),
+// marks them originating (durably, before anything is sent) and originates
+// them one by one.
 func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
-	claimed, err := o.svc.store.ClaimAttempts(ctx, o.name, o.svc.claimer, n)
+	claimed, err := o.claim(ctx, n)
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
@@ -228,6 +231,7 @@ func (o *owner) dialBatch(ctx context.Context, n int) (int, error) {
 		c := calls[i]
 		c.State, c.Switch = controller.CallOriginating, o.name
 		o.pace(ctx)
+		o.paceTrunk(ctx, c)
 		o.originate(ctx, c, media[c.ID])
 	}
 	return len(calls), nil
@@ -320,6 +324,7 @@ func (o *owner) originate(ctx context.Context, c controller.Call, media controll
 		To:             c.To,
 		CallerIDNumber: c.From,
 		CallerIDName:   c.CallerIDName,
+		Trunk:          c.Trunk,
 		Timeout:        c.Timeout,
 		Variables:      c.Variables,
 		Media:          media,

@@ -33,6 +33,7 @@ type Config struct {
 	PollInterval      time.Duration    // longest wait for NOTIFY before polling (default 1s)
 	LeaseTTL          time.Duration    // switch lease length (default 15s)
 	RefusalDelay      time.Duration    // delay before retrying an attempt a switch refused (default 1s)
+	TrunkBusyDelay    time.Duration    // delay before a call held back by its trunk's limits is due again (default 200ms)
 	MaxRefusals       int              // refusals before the call fails (default 20)
 	DefaultTimeout    time.Duration    // ring timeout when the request names none (default 30s)
 	MaxTimeout        time.Duration    // longest ring timeout a request may ask (default 300s)
@@ -77,6 +78,9 @@ func (c *Config) setDefaults() {
 	if c.RefusalDelay <= 0 {
 		c.RefusalDelay = time.Second
 	}
+	if c.TrunkBusyDelay <= 0 {
+		c.TrunkBusyDelay = 200 * time.Millisecond
+	}
 	if c.MaxRefusals <= 0 {
 		c.MaxRefusals = 20
 	}
@@ -101,6 +105,12 @@ func (c *Config) setDefaults() {
 type SwitchLimits struct {
 	MaxSessions int // concurrent calls callgate keeps on the switch (0: unlimited)
 	MaxCPS      int // originations per second (0: unlimited)
+	// DefaultTrunk is the trunk of calls that name none (the switch's
+	// Trunk; may be empty); a Trunks entry of that name limits it.
+	DefaultTrunk string
+	// Trunks are the trunks routing rules may name, with their limits
+	// (trunks.go); the drivers must know the same names.
+	Trunks []TrunkLimits
 }
 
 // Service implements controller.CallService and controller.EventSink.
@@ -110,6 +120,8 @@ type Service struct {
 	admin controller.ComplianceStore // the same store, for the compliance administration
 
 	policies policyCache
+	routing  controller.RoutingStore // the same store; nil: no routing rules (routing.go)
+	routes   routeCache
 	log      *slog.Logger
 	metrics  *metrics
 
@@ -143,10 +155,12 @@ func New(cfg Config, store controller.CallStore) (*Service, error) {
 		return nil, fmt.Errorf("creating dialer: the store (%T) does not implement controller.ComplianceStore", store)
 	}
 	cfg.setDefaults()
+	routing, _ := store.(controller.RoutingStore)
 	return &Service{
 		cfg:     cfg,
 		store:   store,
 		admin:   admin,
+		routing: routing,
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Registerer),
 		owners:  map[string]*owner{},
@@ -320,11 +334,18 @@ func requestHash(req controller.CreateCallRequest) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateCall implements controller.CallService.
+// CreateCall implements controller.CallService. The tenant's routing rules
+// choose the call's switch and trunk unless the request names a switch:
+// that explicit choice wins (on the switch's default trunk).
 func (s *Service) CreateCall(ctx context.Context, req controller.CreateCallRequest) (controller.Call, bool, error) {
 	c, err := s.validate(req)
 	if err != nil {
 		return controller.Call{}, false, err
+	}
+	if c.Switch == "" {
+		if c.Switch, c.Trunk, err = s.routeCall(ctx, c); err != nil {
+			return controller.Call{}, false, err
+		}
 	}
 	if c.FlowID != "" {
 		if err := s.checkFlow(ctx, c.TenantID, c.FlowID); err != nil {

@@ -79,6 +79,17 @@ func (t *tracker) count() int {
 	return len(t.calls)
 }
 
+// countBy counts the tracked calls by key (their trunk).
+func (t *tracker) countBy(key func(controller.Call) string) map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range t.calls {
+		out[key(e.call)]++
+	}
+	return out
+}
+
 func (t *tracker) forget(id controller.CallID) {
 	t.mu.Lock()
 	delete(t.calls, id)

@@ -197,14 +197,33 @@ func validateValue(field, v string) error {
 // dialPlan is the part of Config that shapes an originate.
 type dialPlan struct {
 	template     string
-	trunk        string
+	trunk        string          // the default trunk
+	trunks       map[string]bool // the other trunks a request may name (Config.Trunks)
 	allowedNames map[string]bool
 }
 
-// expand returns the endpoint for number.
-func (p dialPlan) expand(number string) string {
+// expand returns the endpoint for number on the default trunk.
+func (p dialPlan) expand(number string) string { return p.expandOn(number, p.trunk) }
+
+// expandOn returns the endpoint for number on trunk, which must be
+// checked (pickTrunk).
+func (p dialPlan) expandOn(number, trunk string) string {
 	e := strings.ReplaceAll(p.template, "{number}", number)
-	return strings.ReplaceAll(e, "{trunk}", p.trunk)
+	return strings.ReplaceAll(e, "{trunk}", trunk)
+}
+
+// pickTrunk returns the trunk a request names, or the default for none.
+// Returns EINVALID naming "trunk" for a trunk the switch does not have.
+func (p dialPlan) pickTrunk(trunk string) (string, error) {
+	switch {
+	case trunk == "" || trunk == p.trunk:
+		return p.trunk, nil
+	case !trunkRE.MatchString(trunk):
+		return "", controller.FieldError("trunk", "must be 1-64 letters, digits, _ . or -")
+	case !p.trunks[trunk]:
+		return "", controller.FieldError("trunk", "%q is not a trunk of this switch", trunk)
+	}
+	return trunk, nil
 }
 
 // allowedVar reports whether an API user may set the channel variable name.
@@ -229,7 +248,11 @@ func buildOriginate(p dialPlan, req controller.OriginateRequest) (originateComma
 	if !numberRE.MatchString(req.To) {
 		return cmd, controller.FieldError("to", "must be digits with an optional leading +, at most %d", maxNumberDigits)
 	}
-	endpoint := p.expand(req.To)
+	trunk, err := p.pickTrunk(req.Trunk)
+	if err != nil {
+		return cmd, err
+	}
+	endpoint := p.expandOn(req.To, trunk)
 	if req.Endpoint != "" && req.Endpoint != endpoint {
 		return cmd, controller.FieldError("endpoint", "must be the switch's dial template applied to the number")
 	}

@@ -12,7 +12,8 @@ import (
 
 const testUUID = "e102a1a5-891d-435e-b5ce-eef820d35ed0"
 
-var testPlan = dialPlan{template: "sofia/gateway/{trunk}/{number}", trunk: "carrier1", allowedNames: map[string]bool{"campaign_id": true}}
+var testPlan = dialPlan{template: "sofia/gateway/{trunk}/{number}", trunk: "carrier1", trunks: map[string]bool{"carrier2": true},
+	allowedNames: map[string]bool{"campaign_id": true}}
 
 // Wire commands satisfy eslgo's command.Command.
 var (
@@ -53,6 +54,10 @@ func TestCommandGolden(t *testing.T) {
 		{"originate tls only", mustOriginate(t, testPlan, controller.OriginateRequest{CallID: testUUID, To: "1001",
 			Media: controller.MediaRequirement{TLS: true}}),
 			"bgapi originate {origination_uuid=" + testUUID + ",originate_timeout=60}sofia/gateway/carrier1/1001 &park()"},
+		{"originate on another trunk", mustOriginate(t, testPlan, controller.OriginateRequest{CallID: testUUID, To: "+15551234567", Trunk: "carrier2"}),
+			"bgapi originate {origination_uuid=" + testUUID + ",originate_timeout=60}sofia/gateway/carrier2/+15551234567 &park()"},
+		{"originate naming the default trunk", mustOriginate(t, testPlan, controller.OriginateRequest{CallID: testUUID, To: "+15551234567", Trunk: "carrier1"}),
+			"bgapi originate {origination_uuid=" + testUUID + ",originate_timeout=60}sofia/gateway/carrier1/+15551234567 &park()"},
 		{"sofia status", sofiaStatusCommand("external-tls"), "api sofia status profile external-tls"},
 	}
 	for _, tc := range cases {
@@ -118,6 +123,9 @@ func TestOriginateHostileInput(t *testing.T) {
 		field string
 	}{
 		{"newline in name", func(r *controller.OriginateRequest) { r.CallerIDName = "x\nbgapi originate loopback/1 &park()" }, "caller_id_name"},
+		{"unknown trunk", func(r *controller.OriginateRequest) { r.Trunk = "carrier9" }, "trunk"},
+		{"trunk path", func(r *controller.OriginateRequest) { r.Trunk = "carrier2/evil" }, "trunk"},
+		{"trunk injection", func(r *controller.OriginateRequest) { r.Trunk = "x &bridge(evil)" }, "trunk"},
 		{"CR in name", func(r *controller.OriginateRequest) { r.CallerIDName = "x\r" }, "caller_id_name"},
 		{"NUL in var", func(r *controller.OriginateRequest) { r.Variables = map[string]string{"cg_a": "x\x00y"} }, "variables.cg_a"},
 		{"tab", func(r *controller.OriginateRequest) { r.CallerIDName = "a\tb" }, "caller_id_name"},
@@ -226,6 +234,14 @@ func TestValidateDialTemplate(t *testing.T) {
 		require.Error(t, validateDialTemplate(bad, ""), bad)
 	}
 	require.Error(t, validateDialTemplate("x:{trunk}:{number}", "_"), "trunk completing :_:")
+
+	c := Config{Name: "fs1", Address: "127.0.0.1:8021", Password: "x", DialTemplate: "sofia/gateway/{trunk}/{number}",
+		Trunk: "carrier1", Trunks: []string{"carrier2"}}.withDefaults()
+	require.NoError(t, c.Validate())
+	c.Trunks = []string{"a b"}
+	require.Equal(t, "Trunks", controller.ErrorField(c.Validate()))
+	c.Trunks, c.SecureProfile, c.DialTemplate = []string{"carrier2"}, "external-tls", "sofia/gateway/{trunk}/{number}"
+	require.NoError(t, c.Validate(), "every trunk is a gateway of the secure profile")
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -238,6 +254,7 @@ func TestConfigValidate(t *testing.T) {
 		"Password":          func(c *Config) { c.Password = "Clue\nCon" },
 		"DialTemplate":      func(c *Config) { c.DialTemplate = "loopback/1000" },
 		"Trunk":             func(c *Config) { c.Trunk = "a b" },
+		"Trunks":            func(c *Config) { c.Trunks = []string{"carrier2"} }, // the template has no {trunk}
 		"MaxSessions":       func(c *Config) { c.MaxSessions = -1 },
 		"MaxCPS":            func(c *Config) { c.MaxCPS = -1 },
 		"HeartbeatInterval": func(c *Config) { c.HeartbeatInterval = -time.Second },

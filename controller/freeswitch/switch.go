@@ -43,8 +43,15 @@ type Config struct {
 	// "sofia/gateway/{trunk}/{number}" or "loopback/{number}/callgate-test".
 	// {number} is required. CALLGATE_FS_<NAME>_DIAL_TEMPLATE
 	DialTemplate string
-	// Trunk replaces {trunk} in DialTemplate. CALLGATE_FS_<NAME>_TRUNK
+	// Trunk replaces {trunk} in DialTemplate: the default trunk, for
+	// requests that name none. CALLGATE_FS_<NAME>_TRUNK
 	Trunk string
+	// Trunks are the other trunks an OriginateRequest may name (routing
+	// rules choose them); a request naming any other trunk is refused.
+	// They need {trunk} in DialTemplate. With SecureProfile, each must be
+	// a gateway of that profile like Trunk. cmd/callgate fills it from
+	// switches[].trunks (YAML only).
+	Trunks []string
 	// MaxSessions caps callgate's concurrent calls on the switch; 0 means no
 	// cap. CALLGATE_FS_<NAME>_MAX_SESSIONS
 	MaxSessions int
@@ -123,6 +130,17 @@ func (c Config) Validate() error {
 	if err := validateDialTemplate(c.DialTemplate, c.Trunk); err != nil {
 		return bad("DialTemplate", "%v", err)
 	}
+	for _, t := range c.Trunks {
+		if !trunkRE.MatchString(t) {
+			return bad("Trunks", "%q must be 1-64 letters, digits, _ . or -", t)
+		}
+		if !strings.Contains(c.DialTemplate, "{trunk}") {
+			return bad("Trunks", "other trunks need {trunk} in DialTemplate")
+		}
+		if err := validateDialTemplate(c.DialTemplate, t); err != nil {
+			return bad("Trunks", "trunk %q: %v", t, err)
+		}
+	}
 	if c.MaxSessions < 0 {
 		return bad("MaxSessions", "must not be negative")
 	}
@@ -150,6 +168,11 @@ func (c Config) Validate() error {
 		}
 		if err := checkSecureTemplate(c.DialTemplate, c.Trunk, c.SecureProfile); err != nil {
 			return bad("DialTemplate", "%v", err)
+		}
+		for _, t := range c.Trunks {
+			if err := checkSecureTemplate(c.DialTemplate, t, c.SecureProfile); err != nil {
+				return bad("Trunks", "trunk %q: %v", t, err)
+			}
 		}
 	}
 	return nil
@@ -196,13 +219,16 @@ func New(cfg Config, sink controller.EventSink) (*Switch, error) {
 	}
 	s := &Switch{
 		cfg:   cfg,
-		plan:  dialPlan{template: cfg.DialTemplate, trunk: cfg.Trunk, allowedNames: map[string]bool{}},
+		plan:  dialPlan{template: cfg.DialTemplate, trunk: cfg.Trunk, trunks: map[string]bool{}, allowedNames: map[string]bool{}},
 		sink:  sink,
 		log:   log.With("switch", cfg.Name),
 		calls: newTracker(),
 	}
 	for _, v := range cfg.AllowedVariables {
 		s.plan.allowedNames[v] = true
+	}
+	for _, t := range cfg.Trunks {
+		s.plan.trunks[t] = true
 	}
 	if cfg.MaxCPS > 0 {
 		s.pace.Interval = time.Second / time.Duration(cfg.MaxCPS)

@@ -19,23 +19,49 @@ import (
 // skipping rows other claimers hold. It returns their calls, still queued,
 // with Switch set to switchName. Returns EINVALID if n < 1.
 func (s *Store) ClaimAttempts(ctx context.Context, switchName, owner string, n int) ([]controller.Call, error) {
+	return s.ClaimAttemptsExcept(ctx, switchName, owner, n, nil)
+}
+
+// claimSQL claims attempts; picked is the CTE that chooses them.
+const claimSQL = `
+	WITH picked AS (%s), a AS (
+		UPDATE attempts SET status = 'claimed', claimed_by = $2, claimed_at = now()
+		FROM picked WHERE attempts.id = picked.id
+		RETURNING attempts.id, attempts.call_id
+	)
+	SELECT ` + callColumns + ` FROM a JOIN calls c ON c.id = a.call_id ORDER BY a.id`
+
+var (
+	claimAnySQL = fmt.Sprintf(claimSQL, `
+		SELECT id FROM attempts
+		WHERE status = 'queued' AND not_before <= now() AND (switch IS NULL OR switch = $1)
+		ORDER BY not_before, id
+		LIMIT $3
+		FOR UPDATE SKIP LOCKED`)
+	// claimExceptSQL leaves in the queue the attempts whose calls use a
+	// trunk in $4 (by name; '' is the switch's default trunk).
+	claimExceptSQL = fmt.Sprintf(claimSQL, `
+		SELECT q.id FROM attempts q
+		WHERE q.status = 'queued' AND q.not_before <= now() AND (q.switch IS NULL OR q.switch = $1)
+			AND NOT EXISTS (SELECT 1 FROM calls t WHERE t.id = q.call_id AND t.trunk = ANY($4::text[]))
+		ORDER BY q.not_before, q.id
+		LIMIT $3
+		FOR UPDATE OF q SKIP LOCKED`)
+)
+
+// ClaimAttemptsExcept is ClaimAttempts that leaves in the queue, untouched,
+// the attempts whose calls use one of busyTrunks ("" names the switch's
+// default trunk): those the owner could not originate now. Returns
+// EINVALID if n < 1.
+func (s *Store) ClaimAttemptsExcept(ctx context.Context, switchName, owner string, n int, busyTrunks []string) ([]controller.Call, error) {
 	if n < 1 {
 		return nil, controller.FieldError("n", "must be at least 1")
 	}
-	rows, err := s.db.pool.Query(ctx, `
-		WITH picked AS (
-			SELECT id FROM attempts
-			WHERE status = 'queued' AND not_before <= now() AND (switch IS NULL OR switch = $1)
-			ORDER BY not_before, id
-			LIMIT $3
-			FOR UPDATE SKIP LOCKED
-		), a AS (
-			UPDATE attempts SET status = 'claimed', claimed_by = $2, claimed_at = now()
-			FROM picked WHERE attempts.id = picked.id
-			RETURNING attempts.id, attempts.call_id
-		)
-		SELECT `+callColumns+` FROM a JOIN calls c ON c.id = a.call_id ORDER BY a.id`,
-		switchName, owner, n)
+	q, args := claimAnySQL, []any{switchName, owner, n}
+	if len(busyTrunks) > 0 {
+		q, args = claimExceptSQL, append(args, busyTrunks)
+	}
+	rows, err := s.db.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claiming attempts on %s: %w", switchName, translate(err))
 	}

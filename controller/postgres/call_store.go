@@ -44,7 +44,7 @@ const callColumns = `c.id::text, c.tenant_id, coalesce(c.attempt_id, 0), c.switc
 	c.sip_status, c.billsec, c.duration, c.reconciled, coalesce(c.idempotency_key, ''),
 	c.created_at, c.updated_at, c.answered_at, c.ended_at, c.purpose, coalesce(c.flow_id, ''),
 	coalesce(c.agent_id, ''), c.tags, c.disposition, coalesce(c.campaign_id::text, ''),
-	coalesce(c.lead_id, 0), coalesce(c.variant, ''), c.callee_zone`
+	coalesce(c.lead_id, 0), coalesce(c.variant, ''), c.callee_zone, c.trunk`
 
 func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 	var (
@@ -57,7 +57,7 @@ func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 		&c.From, &c.CallerIDName, &timeoutMS, &vars, &c.State, &c.HangupCause,
 		&c.SIPStatus, &c.Billsec, &c.Duration, &c.Reconciled, &c.IdempotencyKey,
 		&c.CreatedAt, &c.UpdatedAt, &c.AnsweredAt, &c.EndedAt, &c.Purpose, &c.FlowID, &c.AgentID, &tags, &c.Disposition,
-		&c.CampaignID, &c.LeadID, &c.Variant, &c.CalleeZone}, extra...)
+		&c.CampaignID, &c.LeadID, &c.Variant, &c.CalleeZone, &c.Trunk}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return c, err
 	}
@@ -102,10 +102,10 @@ WITH key AS (
 	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
 ), c AS (
 	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number,
-		caller_id_name, timeout_ms, variables, state, idempotency_key, purpose, flow_id, agent_id)
+		caller_id_name, timeout_ms, variables, state, idempotency_key, purpose, flow_id, agent_id, trunk)
 	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::text, $5::text,
 		$6::text, $7::int, $8::jsonb, 'queued', nullif($9::text, ''), $11::text, nullif($12::text, ''),
-		nullif($13::text, '')
+		nullif($13::text, ''), $14::text
 	FROM gate
 	RETURNING attempt_id, created_at, updated_at
 ), a AS (
@@ -140,6 +140,7 @@ func (s *Store) CreateCall(ctx context.Context, c controller.Call, requestHash s
 	for range 3 { // a key can vanish between the insert and the lookup only if deleted
 		err := s.db.pool.QueryRow(ctx, createCallSQL, c.ID, c.TenantID, c.Switch, c.To, c.From,
 			c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash, string(c.Purpose), c.FlowID, c.AgentID,
+			c.Trunk,
 		).Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt)
 		if err == nil {
 			c.State = controller.CallQueued

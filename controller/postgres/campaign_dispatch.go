@@ -21,8 +21,11 @@ import (
 // MaxCPS is below 1) than MaxCPS allows in it. Each lead's call and attempt
 // are written with the lead's move to dialling: a crash leaves both or
 // neither. The calls are queued like API calls, with no decision yet: the
-// owners' dial-time check is their gate.
-func (s *Store) DispatchLeads(ctx context.Context, id string, max int) (controller.CampaignDispatch, error) {
+// owners' dial-time check is their gate. route, when not nil, routes each
+// call (switch and trunk) in the same transaction, unless the campaign
+// names its switch: that explicit choice wins. route must not block: it
+// runs under the campaign's lock.
+func (s *Store) DispatchLeads(ctx context.Context, id string, max int, route controller.RouteFunc) (controller.CampaignDispatch, error) {
 	var d controller.CampaignDispatch
 	err := pgx.BeginTxFunc(ctx, s.db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		var (
@@ -66,6 +69,11 @@ func (s *Store) DispatchLeads(ctx context.Context, id string, max int) (controll
 				st.Mode == controller.ModePreview).Scan(&d.Created)
 			if err != nil {
 				return err
+			}
+			if route != nil && st.Switch == "" && d.Created > 0 {
+				if err := routeDispatched(ctx, tx, id, route); err != nil {
+					return fmt.Errorf("routing: %w", err)
+				}
 			}
 		}
 		if d.Created == 0 {

@@ -111,17 +111,17 @@ func TestCampaignStartTargetsAndDeduplicates(t *testing.T) {
 func TestCampaignDispatchHoldsLimits(t *testing.T) {
 	b := setup(t)
 	c := newCampaign(t, b.ctx, b.store, 30, controller.Campaign{MaxConcurrent: 10, MaxCPS: 1000, RingSeconds: 20})
-	d, err := b.store.DispatchLeads(b.ctx, c.ID, 100)
+	d, err := b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 	require.NoError(t, err)
 	require.False(t, d.Running, "a draft dispatches nothing")
 	require.Zero(t, d.Created)
 
 	_, err = b.store.TransitionCampaign(b.ctx, controller.DefaultTenant, c.ID, controller.CampaignStart, nil)
 	require.NoError(t, err)
-	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100)
+	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 	require.NoError(t, err)
 	require.Equal(t, 10, d.Created, "max_concurrent")
-	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100)
+	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 	require.NoError(t, err)
 	require.Zero(t, d.Created, "at the limit")
 	require.Equal(t, 10, d.Dialling)
@@ -151,7 +151,7 @@ func TestCampaignDispatchCallsPerSecond(t *testing.T) {
 	began := time.Now()
 	total := 0
 	for range 5 {
-		d, err := b.store.DispatchLeads(b.ctx, c.ID, 100)
+		d, err := b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 		require.NoError(t, err)
 		total += d.Created
 	}
@@ -188,7 +188,7 @@ func TestCampaignDispatchExactAcrossControllers(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for range 5 {
-				d, err := s.DispatchLeads(ctx, c.ID, 7)
+				d, err := s.DispatchLeads(ctx, c.ID, 7, nil)
 				if !assertNoError(t, err) {
 					return
 				}
@@ -211,7 +211,7 @@ func TestCampaignPauseWithdrawsQueuedCalls(t *testing.T) {
 	c := newCampaign(t, b.ctx, b.store, 10, controller.Campaign{MaxConcurrent: 10, MaxCPS: 1000})
 	_, err := b.store.TransitionCampaign(b.ctx, controller.DefaultTenant, c.ID, controller.CampaignStart, nil)
 	require.NoError(t, err)
-	d, err := b.store.DispatchLeads(b.ctx, c.ID, 100)
+	d, err := b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 	require.NoError(t, err)
 	require.Equal(t, 10, d.Created)
 	// An owner claimed four and sent two of them before the pause.
@@ -231,14 +231,14 @@ func TestCampaignPauseWithdrawsQueuedCalls(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, k.Dialling, "the two already sent")
 	require.Equal(t, 8, k.Pending)
-	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100)
+	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 	require.NoError(t, err)
 	require.False(t, d.Running)
 	require.Zero(t, d.Created)
 
 	_, err = b.store.TransitionCampaign(b.ctx, controller.DefaultTenant, c.ID, controller.CampaignResume, nil)
 	require.NoError(t, err)
-	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100)
+	d, err = b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 	require.NoError(t, err)
 	require.Equal(t, 8, d.Created)
 }
@@ -248,7 +248,7 @@ func TestCampaignSettleAppliesTheRules(t *testing.T) {
 	c := newCampaign(t, b.ctx, b.store, 3, controller.Campaign{MaxConcurrent: 10, MaxCPS: 1000})
 	_, err := b.store.TransitionCampaign(b.ctx, controller.DefaultTenant, c.ID, controller.CampaignStart, nil)
 	require.NoError(t, err)
-	_, err = b.store.DispatchLeads(b.ctx, c.ID, 100)
+	_, err = b.store.DispatchLeads(b.ctx, c.ID, 100, nil)
 	require.NoError(t, err)
 	calls := b.claimAndMark(t, "fs1", 3)
 	n, err := b.store.SettleLeads(b.ctx, c.ID, 100, func(controller.EndedLead) controller.LeadSettlement {
@@ -349,7 +349,7 @@ func TestCampaignCallCarriesTheLeadsZone(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.store.TransitionCampaign(b.ctx, controller.DefaultTenant, c.ID, controller.CampaignStart, nil)
 	require.NoError(t, err)
-	d, err := b.store.DispatchLeads(b.ctx, c.ID, 10)
+	d, err := b.store.DispatchLeads(b.ctx, c.ID, 10, nil)
 	require.NoError(t, err)
 	require.Equal(t, 2, d.Created)
 	claimed, err := b.store.ClaimAttempts(b.ctx, "fs1", "owner-a", 10)

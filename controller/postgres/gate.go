@@ -80,11 +80,11 @@ WITH key AS (
 	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
 ), c AS (
 	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number,
-		caller_id_name, timeout_ms, variables, state, idempotency_key, ended_at, purpose, flow_id, agent_id)
+		caller_id_name, timeout_ms, variables, state, idempotency_key, ended_at, purpose, flow_id, agent_id, trunk)
 	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::text, $5::text,
 		$6::text, $7::int, $8::jsonb, $11::text, nullif($9::text, ''),
 		CASE WHEN $11::text = 'blocked' THEN statement_timestamp() END, $14::text, nullif($15::text, ''),
-		nullif($16::text, '')
+		nullif($16::text, ''), $17::text
 	FROM gate
 	RETURNING attempt_id, created_at, updated_at, ended_at
 ), a AS (
@@ -171,7 +171,7 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 	b := &pgx.Batch{}
 	b.Queue(createGatedSQL, c.ID, c.TenantID, c.Switch, c.To, c.From,
 		c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash,
-		string(state), raw, reasons, string(c.Purpose), c.FlowID, c.AgentID,
+		string(state), raw, reasons, string(c.Purpose), c.FlowID, c.AgentID, c.Trunk,
 	).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt, &c.EndedAt)
 		if errors.Is(err, pgx.ErrNoRows) {

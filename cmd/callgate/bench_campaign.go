@@ -170,6 +170,13 @@ func runBenchCampaign(ctx context.Context, args []string, getenv func(string) st
 	if _, err := cs.TransitionCampaign(ctx, "", c.ID, controller.CampaignStart); err != nil {
 		return err
 	}
+	// The bench's campaign must not outlive it in the database it shares.
+	defer func() {
+		bg := context.WithoutCancel(ctx)
+		if _, err := cs.TransitionCampaign(bg, "", c.ID, controller.CampaignStop); err == nil {
+			_, _ = cs.TransitionCampaign(bg, "", c.ID, controller.CampaignArchive)
+		}
+	}()
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if err := sim.WaitOriginated(wctx, base+*leads); err != nil {

@@ -60,6 +60,7 @@ type Main struct {
 	ln              net.Listener
 	cancel          context.CancelFunc
 	served          chan error
+	tokens          *postgres.TokenCache
 }
 
 // Run opens the database (migrating it if configured), connects the
@@ -149,7 +150,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	// Every /v1 request is authenticated against the tokens in the
 	// database (callgate token create).
-	apiCfg := api.Config{Auth: store, TokenLimit: api.DefaultTokenLimit, AnonLimit: api.DefaultAnonLimit}
+	m.tokens = postgres.NewTokenCache(m.db, store, postgres.TokenCacheConfig{})
+	{
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := m.tokens.Start(lctx); err != nil {
+			m.Logger.Warn("token cache bypassed until its listener connects", "err", err)
+		}
+		lcancel()
+	}
+	apiCfg := api.Config{Auth: m.tokens, TokenLimit: api.DefaultTokenLimit, AnonLimit: api.DefaultAnonLimit}
 	if m.Config.APIRate > 0 {
 		apiCfg.TokenLimit.Rate = m.Config.APIRate
 	}
@@ -269,6 +278,10 @@ func (m *Main) Close() error {
 		sw.Stop()
 	}
 	m.switches = nil
+	if m.tokens != nil {
+		m.tokens.Close()
+		m.tokens = nil
+	}
 	if m.cancel != nil {
 		m.cancel()
 	}

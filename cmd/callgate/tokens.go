@@ -21,6 +21,10 @@ const tokenUsage = `usage:
 Each takes --database-url (CALLGATE_DATABASE_URL). The secret is printed
 once, by create; only its SHA-256 is stored.`
 
+// tokenSyncTimeout bounds how long `token revoke` waits for running
+// controllers to drop their cached tokens.
+const tokenSyncTimeout = 10 * time.Second
+
 // runTokens is `callgate token create|revoke|list`. It needs only the
 // database, not the serve configuration.
 func runTokens(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -72,6 +76,16 @@ func runTokens(ctx context.Context, args []string, getenv func(string) string, s
 				return fmt.Errorf("token revoke: %w", err)
 			}
 			fmt.Fprintf(stdout, "revoked %s (%s, tenant %s) at %s\n", t.ID, t.Role, t.TenantID, t.RevokedAt.UTC().Format(time.RFC3339))
+			// Running controllers cache verified tokens: wait until each
+			// has dropped its cache, so the token fails everywhere now.
+			sctx, cancel := context.WithTimeout(ctx, tokenSyncTimeout)
+			defer cancel()
+			synced, err := store.SyncTokenCaches(sctx)
+			if err != nil {
+				return fmt.Errorf("token revoke: the revocation is stored, but %w; "+
+					"they stop accepting the token when their cache entry expires (at most %s)", err, postgres.DefaultTokenCacheTTL)
+			}
+			fmt.Fprintf(stdout, "in effect on every running controller (%d)\n", synced.Confirmed)
 			return nil
 		}
 	case "list":

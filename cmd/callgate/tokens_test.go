@@ -110,6 +110,7 @@ func TestE2EAuth(t *testing.T) {
 
 	out, err := tokenCmd(t, dsn, "revoke", agentID)
 	require.NoError(t, err, out)
+	require.Contains(t, out, "in effect on every running controller (1)", "the controller dropped its cached token")
 	require.Equal(t, http.StatusUnauthorized, e.do(t, "GET", "/v1/calls/"+string(c.ID), as(agent), nil, nil), "revoked at once")
 	require.True(t, strings.HasPrefix(e.admin, "cg_"))
 }

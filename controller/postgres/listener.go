@@ -27,11 +27,25 @@ func (s *Store) WaitForAttempts(ctx context.Context, timeout time.Duration) erro
 	return s.db.listener.wait(ctx, timeout)
 }
 
-// listener holds one connection, taken out of the pool, that LISTENs on the
-// attempts channel of the pool's schema and wakes every waiter on each
-// notification. It starts on first use and reconnects with a backoff.
+// listener holds one connection, taken out of the pool, that LISTENs on one
+// channel of the pool's schema (the attempts channel unless newListener's
+// caller says otherwise) and wakes every waiter on each notification. It
+// starts on first use and reconnects with a backoff.
 type listener struct {
 	pool *pgxpool.Pool
+	// what names the channel in errors ("attempts", "tokens").
+	what string
+	// channelSQL returns the channel's name in the pool's schema.
+	channelSQL string
+	// onEvent, when set, is told on the listening goroutine that LISTEN
+	// became active, that a notification arrived, or that the connection
+	// was lost; it must not block.
+	onEvent func(listenEvent)
+	// afterListen, when set, runs on the listening connection once LISTEN
+	// is active, and afterNotify after each notification was relayed; an
+	// error from either drops the connection (and reconnects).
+	afterListen func(ctx context.Context, conn *pgx.Conn) error
+	afterNotify func(ctx context.Context, conn *pgx.Conn, payload string) error
 
 	mu        sync.Mutex
 	wake      chan struct{} // closed and replaced on every notification
@@ -45,8 +59,31 @@ type listener struct {
 	done      chan struct{}
 }
 
+// listenEvent is what a listener tells its onEvent hook.
+type listenEvent int
+
+const (
+	listenUp       listenEvent = iota // LISTEN is active: notifications from now on are delivered
+	listenNotified                    // a notification arrived
+	listenDown                        // the connection is lost: notifications may be missed
+)
+
+// attemptsChannelSQL returns the attempts channel of the pool's schema.
+const attemptsChannelSQL = `
+	SELECT callgate_attempts_channel(n.nspname)
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.oid = 'attempts'::regclass`
+
 func newListener(pool *pgxpool.Pool) *listener {
-	return &listener{pool: pool, wake: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{})}
+	return &listener{pool: pool, what: "attempts", channelSQL: attemptsChannelSQL,
+		wake: make(chan struct{}), ready: make(chan struct{}), done: make(chan struct{})}
+}
+
+// event tells the onEvent hook, if any.
+func (l *listener) event(e listenEvent) {
+	if l.onEvent != nil {
+		l.onEvent(e)
+	}
 }
 
 // start launches the listening goroutine once. Called with l.mu held.
@@ -73,7 +110,7 @@ func (l *listener) listen(ctx context.Context) error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.err != nil {
-			return fmt.Errorf("listening for attempts: %w", l.err)
+			return fmt.Errorf("listening for %s: %w", l.what, l.err)
 		}
 		return ctx.Err()
 	}
@@ -104,7 +141,7 @@ func (l *listener) wait(ctx context.Context, timeout time.Duration) error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if !l.listening && l.err != nil {
-			return fmt.Errorf("waiting for attempts: %w", l.err)
+			return fmt.Errorf("waiting for %s: %w", l.what, l.err)
 		}
 		return nil
 	case <-ctx.Done():
@@ -125,6 +162,9 @@ func (l *listener) run(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for {
 		connected, err := l.session(ctx)
+		if connected {
+			l.event(listenDown)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -157,15 +197,16 @@ func (l *listener) session(ctx context.Context) (connected bool, err error) {
 		_ = conn.Close(closeCtx)
 	}()
 	var channel string
-	err = conn.QueryRow(ctx, `
-		SELECT callgate_attempts_channel(n.nspname)
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.oid = 'attempts'::regclass`).Scan(&channel)
-	if err != nil {
-		return false, fmt.Errorf("finding the attempts channel: %w", translate(err))
+	if err := conn.QueryRow(ctx, l.channelSQL).Scan(&channel); err != nil {
+		return false, fmt.Errorf("finding the %s channel: %w", l.what, translate(err))
 	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return false, fmt.Errorf("listening on %s: %w", channel, translate(err))
+	}
+	if l.afterListen != nil {
+		if err := l.afterListen(ctx, conn); err != nil {
+			return false, fmt.Errorf("after listening on %s: %w", channel, translate(err))
+		}
 	}
 	l.mu.Lock()
 	reconnected := l.err != nil
@@ -176,14 +217,22 @@ func (l *listener) session(ctx context.Context) (connected bool, err error) {
 		close(l.ready)
 	}
 	l.mu.Unlock()
+	l.event(listenUp)
 	if reconnected {
 		l.notify() // notifications may have been missed while disconnected
 	}
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return true, fmt.Errorf("waiting for notifications on %s: %w", channel, translate(err))
 		}
 		l.notify()
+		l.event(listenNotified)
+		if l.afterNotify != nil {
+			if err := l.afterNotify(ctx, conn, n.Payload); err != nil {
+				return true, fmt.Errorf("after a notification on %s: %w", channel, translate(err))
+			}
+		}
 	}
 }
 

@@ -189,3 +189,16 @@ type TokenToucher interface {
 	// within a minute of it. Returns ENOTFOUND for an unknown token.
 	TouchToken(ctx context.Context, id string, at time.Time) error
 }
+
+// PersonalData seals personal data (phone numbers first) before it is
+// stored and opens it when it is read; a store never writes such a value in
+// the clear and looks values up by their blind index. controller/pii
+// implements it with the keyring's keys.
+type PersonalData interface {
+	// NumberIndex returns the keyed hash a number is looked up by.
+	NumberIndex(number string) ([]byte, error)
+	// Seal encrypts value as field; Open reverses it, failing if the
+	// sealed value was altered or sealed as another field.
+	Seal(field, value string) ([]byte, error)
+	Open(field string, sealed []byte) (string, error)
+}

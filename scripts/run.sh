@@ -17,14 +17,17 @@ fi
 export CALLGATE_TOKEN
 
 # IVR prompts and encrypted recordings, all under .data/media. The keyring
-# is created once; back it up — without it no recording can be decrypted.
+# (phone numbers are sealed at rest with its keys, recordings too) is
+# created once, or given an index key if an older version made it; back it
+# up — without it no stored number or recording can be read.
 media="$PWD/.data/media"
 export CALLGATE_PROMPT_DIR="${CALLGATE_PROMPT_DIR:-$media/prompts}"
 export CALLGATE_RECORDING_SPOOL_DIR="${CALLGATE_RECORDING_SPOOL_DIR:-$media/spool}"
 export CALLGATE_RECORDING_STORE_DIR="${CALLGATE_RECORDING_STORE_DIR:-$media/store}"
-export CALLGATE_RECORDING_KEYS="${CALLGATE_RECORDING_KEYS:-$media/keys.json}"
+export CALLGATE_KEYS="${CALLGATE_KEYS:-${CALLGATE_RECORDING_KEYS:-$media/keys.json}}"
+unset CALLGATE_RECORDING_KEYS
 mkdir -p "$media"
-[ -f "$CALLGATE_RECORDING_KEYS" ] || bin/callgate keys init
+if [ ! -f "$CALLGATE_KEYS" ] || ! grep -q '"index_key"' "$CALLGATE_KEYS"; then bin/callgate keys init; fi
 
 sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; }

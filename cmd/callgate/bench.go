@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"github.com/callgate/callgate/api"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/postgres"
+	"github.com/callgate/callgate/controller/recording"
 	"github.com/callgate/callgate/controller/switchsim"
 )
 
@@ -64,6 +67,11 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DatabaseURL = *dsn
+	keysFile, err := benchKeysFile(getenv)
+	if err != nil {
+		return err
+	}
+	cfg.KeysFile = keysFile
 	cfg.LogLevel = "error"
 	cfg.Policy = "lab"
 	cfg.Dialer.ClaimBatch = 256
@@ -157,6 +165,36 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "accepted:       %.0f calls/s (POST /v1/calls → 202, attempt durable in PostgreSQL)\n", float64(*calls)/accepted.Seconds())
 	fmt.Fprintf(stdout, "originated:     %.0f calls/s (first POST → last originate received by the switch)\n", float64(*calls)/originated.Seconds())
 	return nil
+}
+
+// benchKeysFile returns the keyring a bench's controller uses: CALLGATE_KEYS,
+// else make run's (the bench shares its database, and every controller of
+// a database needs the same keyring), made or given an index key if needed.
+func benchKeysFile(getenv func(string) string) (string, error) {
+	path := getenv("CALLGATE_KEYS")
+	if path == "" {
+		path = getenv("CALLGATE_RECORDING_KEYS")
+	}
+	if path == "" {
+		path = filepath.Join(".data", "media", "keys.json")
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("bench: %w", err)
+		}
+		_, err := recording.GenerateKeyring(path)
+		return path, err
+	}
+	kr, err := recording.LoadKeyring(path)
+	if err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	if kr.AddIndexKey() {
+		if err := kr.Save(); err != nil {
+			return "", fmt.Errorf("bench: %w", err)
+		}
+	}
+	return path, nil
 }
 
 func waitConnected(ctx context.Context, m *Main) error {

@@ -141,6 +141,11 @@ func runBenchCampaign(ctx context.Context, args []string, getenv func(string) st
 	cfg.LogLevel = "error"
 	cfg.Policy = "lab"
 	cfg.Dialer.ClaimBatch = 256
+	keysFile, err := benchKeysFile(getenv)
+	if err != nil {
+		return err
+	}
+	cfg.KeysFile = keysFile
 	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
 		DialTemplate: "sofia/gateway/{trunk}/{number}", Trunk: "carrier"}}
 	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))}

@@ -152,6 +152,7 @@ func TestE2ECampaignSurvivesKill9(t *testing.T) {
 	cfg.Migrate = false
 	cfg.InstanceID = "kill-test" // the restart comes back under the same ID
 	cfg.Policy = "lab"
+	cfg.KeysFile = testKeysFile(t)
 	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
 	cfg.Switches = []SwitchConfig{{Name: "fs1", Kind: "freeswitch", Address: sim.Addr(), Password: "kill-secret",
 		DialTemplate: "loopback/{number}/callgate-test"}}
@@ -236,6 +237,7 @@ func TestE2ECampaignTwoControllers(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DatabaseURL = dsn
 	cfg.Policy = "lab"
+	cfg.KeysFile = testKeysFile(t) // one keyring for both controllers
 	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
 	for i, sim := range sims {
 		cfg.Switches = append(cfg.Switches, SwitchConfig{Name: []string{"fs1", "fs2"}[i], Kind: "freeswitch",

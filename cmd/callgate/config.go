@@ -48,6 +48,12 @@ type Config struct {
 	// DatabaseURL is the PostgreSQL connection string. Env
 	// CALLGATE_DATABASE_URL, flag --database-url.
 	DatabaseURL string `yaml:"database_url"`
+	// KeysFile is the keyring (JSON, mode 0600, never in the database):
+	// phone numbers are sealed at rest with its keys, and recordings use it
+	// too. Required; `callgate keys init --file F` creates one, and every
+	// controller of a database needs the same file. Env CALLGATE_KEYS;
+	// media.keys_file (CALLGATE_RECORDING_KEYS) is taken when it is unset.
+	KeysFile string `yaml:"keys_file"`
 	// InstanceID names this controller in switch leases and attempt claims;
 	// unique per running process. Env CALLGATE_INSTANCE_ID. Default
 	// hostname-pid.
@@ -93,8 +99,8 @@ type Config struct {
 // MediaConfig says where prompts and recordings live. The switch reads
 // prompts and writes recordings through a directory it shares with callgate
 // (the same path, or the one given as Switch…Dir when it is mounted
-// elsewhere). Recordings are enabled when SpoolDir, StoreDir and KeysFile are
-// all set.
+// elsewhere). Recordings are enabled when SpoolDir and a store (StoreDir or
+// S3) are set; they use the keyring of Config.KeysFile.
 type MediaConfig struct {
 	// PromptDir holds uploaded prompts. Env CALLGATE_PROMPT_DIR.
 	PromptDir string `yaml:"prompt_dir"`
@@ -115,9 +121,9 @@ type MediaConfig struct {
 	// CALLGATE_S3_ENDPOINT (host:port), _BUCKET, _PREFIX, _ACCESS_KEY,
 	// _SECRET_KEY (never logged), _REGION, _PLAIN_HTTP (true to allow http).
 	S3 S3Config `yaml:"s3"`
-	// KeysFile is the master keyring (JSON, mode 0600, never in the
-	// database); `callgate keys init` creates one and `callgate keys rotate`
-	// rotates it. Env CALLGATE_RECORDING_KEYS.
+	// KeysFile is the keyring of configurations made before the top-level
+	// keys_file, which replaces it (and takes it when unset). Env
+	// CALLGATE_RECORDING_KEYS.
 	KeysFile string `yaml:"keys_file"`
 	// EgressAllow lists the hosts, wildcards (*.crm.example.com) and CIDRs
 	// flows may reach (webhooks, prompt URLs); empty: none. Env
@@ -150,9 +156,10 @@ type S3Config struct {
 	PlainHTTP bool   `yaml:"plain_http"`
 }
 
-// RecordingsEnabled reports whether recordings are configured.
+// RecordingsEnabled reports whether recordings are configured (their keys
+// are the keyring's: keys_file).
 func (m MediaConfig) RecordingsEnabled() bool {
-	return m.SpoolDir != "" && (m.StoreDir != "" || m.S3.Endpoint != "") && m.KeysFile != ""
+	return m.SpoolDir != "" && (m.StoreDir != "" || m.S3.Endpoint != "")
 }
 
 // SwitchConfig describes one media server.
@@ -265,6 +272,15 @@ type DialerConfig struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 }
 
+// keysFile returns the keyring file: keys_file, or media.keys_file from
+// configurations made before keys_file.
+func (c Config) keysFile() string {
+	if c.KeysFile != "" {
+		return c.KeysFile
+	}
+	return c.Media.KeysFile
+}
+
 // defaultESLPassword is FreeSWITCH's well-known default, refused.
 const defaultESLPassword = "ClueCon"
 
@@ -333,6 +349,7 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.AllowPlaintext = b
 	}
 	str(&cfg.DatabaseURL, "CALLGATE_DATABASE_URL", *dsn)
+	str(&cfg.KeysFile, "CALLGATE_KEYS", "")
 	str(&cfg.InstanceID, "CALLGATE_INSTANCE_ID", "")
 	str(&cfg.LogLevel, "CALLGATE_LOG_LEVEL", *logLevel)
 	str(&cfg.LogFormat, "CALLGATE_LOG_FORMAT", "")
@@ -488,6 +505,13 @@ func (c Config) Validate() error {
 	if c.InstanceID == "" {
 		return errors.New("config: instance_id: required")
 	}
+	switch {
+	case c.keysFile() == "":
+		return errors.New("config: keys_file: required: phone numbers are sealed at rest with the keyring's keys " +
+			"(CALLGATE_KEYS; create one with `callgate keys init --file F`)")
+	case c.KeysFile != "" && c.Media.KeysFile != "" && c.KeysFile != c.Media.KeysFile:
+		return errors.New("config: keys_file and media.keys_file name different files: one keyring serves both; set keys_file only")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -607,14 +631,14 @@ func (m MediaConfig) validate() error {
 		store = "s3"
 	}
 	set := 0
-	for _, v := range []string{m.SpoolDir, store, m.KeysFile} {
+	for _, v := range []string{m.SpoolDir, store} {
 		if v != "" {
 			set++
 		}
 	}
-	if set != 0 && set != 3 {
-		return errors.New("config: media: recordings need spool_dir, a store (store_dir or s3) and keys_file together " +
-			"(CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR or CALLGATE_S3_ENDPOINT, CALLGATE_RECORDING_KEYS)")
+	if set == 1 {
+		return errors.New("config: media: recordings need spool_dir and a store (store_dir or s3) together " +
+			"(CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR or CALLGATE_S3_ENDPOINT)")
 	}
 	if m.SpoolDir != "" && m.SpoolDir == m.StoreDir {
 		return errors.New("config: media.store_dir: must not be the spool directory (plaintext and ciphertext stay apart)")

@@ -9,8 +9,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// envOf returns an environment of m, with a keyring file unless m names
+// one (CALLGATE_KEYS "" for none).
 func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+	return func(k string) string {
+		if v, ok := m[k]; ok || k != "CALLGATE_KEYS" {
+			return v
+		}
+		if m["CALLGATE_RECORDING_KEYS"] != "" {
+			return ""
+		}
+		return "/etc/callgate/keys.json"
+	}
 }
 
 func TestLoadConfigPrecedence(t *testing.T) {
@@ -72,7 +82,8 @@ func TestLoadConfigErrorsNameTheField(t *testing.T) {
 		{with("CALLGATE_CLAIM_BATCH", "0"), "dialer.claim_batch"},
 		{with("CALLGATE_ARI_URL", "http://10.0.0.7:8088/ari"), "switches[1].url"},
 		{with("CALLGATE_ARI_URL", "http://127.0.0.1:8088/ari"), "switches[1].user"},
-		{with("CALLGATE_RECORDING_KEYS", "/k.json"), "media"},
+		{with("CALLGATE_KEYS", ""), "keys_file"},
+		{with("CALLGATE_RECORDING_SPOOL_DIR", "/spool"), "media"},
 		{with("CALLGATE_PROMPT_DIR", "relative"), "media.prompt_dir"},
 		{with("CALLGATE_PURGE_SCHEDULE", "every night"), "media.purge_schedule"},
 		{with("CALLGATE_PURGE_SCHEDULE", "@every 24h"), "media.purge_schedule"}, // controllers would not agree on its firings

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/calltest"
 	"github.com/callgate/callgate/controller/postgres/pgtest"
+	"github.com/callgate/callgate/controller/recording"
 	"github.com/callgate/callgate/controller/switchsim"
 	"github.com/stretchr/testify/require"
 )
@@ -93,6 +95,9 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	if opts.media != nil {
 		cfg.Media = *opts.media
 	}
+	if cfg.Media.KeysFile == "" {
+		cfg.KeysFile = testKeysFile(t)
+	}
 	if opts.ari {
 		cfg.Switches = append(cfg.Switches, ariSwitch(t, sim))
 	}
@@ -104,6 +109,16 @@ func setupE2E(t *testing.T, opts simOptions) *e2e {
 	require.NoError(t, m.Run(context.Background()))
 	t.Cleanup(func() { require.NoError(t, m.Close()) })
 	return newE2E(t, m, sim, w)
+}
+
+// testKeysFile creates a keyring for the test (every controller of one
+// database must share it).
+func testKeysFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keys.json")
+	_, err := recording.GenerateKeyring(path)
+	require.NoError(t, err)
+	return path
 }
 
 // newE2E wraps a running Main, with a client that sends the admin token of

@@ -14,6 +14,7 @@ import (
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/ivr"
+	"github.com/callgate/callgate/controller/pii"
 	"github.com/callgate/callgate/controller/postgres"
 	"github.com/callgate/callgate/controller/recording"
 )
@@ -55,7 +56,7 @@ func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy com
 		cfg.WebhookSecret = ivr.StaticSecret([]byte(mc.WebhookSecret))
 	}
 	if mc.RecordingsEnabled() {
-		rec, err := newRecordings(ctx, mc, store, policy, m)
+		rec, err := newRecordings(ctx, mc, m.keys.Keyring(), store, policy, m)
 		if err != nil {
 			return err
 		}
@@ -84,12 +85,8 @@ func (m *Main) startMedia(ctx context.Context, store *postgres.Store, policy com
 	return nil
 }
 
-// newRecordings opens the keyring and the recording store.
-func newRecordings(ctx context.Context, mc MediaConfig, store *postgres.Store, policy compliance.Policy, m *Main) (*recording.Service, error) {
-	keys, err := recording.LoadKeyring(mc.KeysFile)
-	if err != nil {
-		return nil, fmt.Errorf("config: media.keys_file: %w", err)
-	}
+// newRecordings opens the recording store, whose data keys keys wraps.
+func newRecordings(ctx context.Context, mc MediaConfig, keys *recording.Keyring, store *postgres.Store, policy compliance.Policy, m *Main) (*recording.Service, error) {
 	// The switch (another user, sharing a group) writes into the spool;
 	// only callgate reads the store.
 	if err := os.MkdirAll(mc.SpoolDir, 0o770); err != nil {
@@ -124,50 +121,84 @@ func newRecordings(ctx context.Context, mc MediaConfig, store *postgres.Store, p
 // runKeys is `callgate keys init|rotate`.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("keys: say init (create the recording keyring) or rotate (new master key, re-wrap every recording's data key, retire the old keys)")
+		return errors.New("keys: say init (create the keyring, or give an older one its index key) or rotate " +
+			"(new master key, re-wrap every recording's data key and re-seal every phone number, retire the old keys)")
 	}
 	switch args[0] {
 	case "init":
 		fs := flag.NewFlagSet("keys init", flag.ContinueOnError)
-		file := fs.String("file", getenv("CALLGATE_RECORDING_KEYS"), "keyring file to create (CALLGATE_RECORDING_KEYS)")
+		def := getenv("CALLGATE_KEYS")
+		if def == "" {
+			def = getenv("CALLGATE_RECORDING_KEYS")
+		}
+		file := fs.String("file", def, "keyring file to create (CALLGATE_KEYS)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if *file == "" {
-			return errors.New("keys init: --file (or CALLGATE_RECORDING_KEYS) is required")
+			return errors.New("keys init: --file (or CALLGATE_KEYS) is required")
+		}
+		if _, err := os.Stat(*file); err == nil {
+			// A keyring made before index keys: add one, keep the rest.
+			kr, err := recording.LoadKeyring(*file)
+			if err != nil {
+				return fmt.Errorf("keys init: %w", err)
+			}
+			if !kr.AddIndexKey() {
+				return fmt.Errorf("keys init: %s already exists and has an index key; nothing to do", *file)
+			}
+			if err := kr.Save(); err != nil {
+				return fmt.Errorf("keys init: %w", err)
+			}
+			fmt.Fprintf(stdout, "added an index key to %s (copy this file to every controller before they start)\n", *file)
+			return nil
 		}
 		kr, err := recording.GenerateKeyring(*file)
 		if err != nil {
 			return fmt.Errorf("keys init: %w", err)
 		}
-		fmt.Fprintf(stdout, "created %s with master key %s (mode 0600; back it up: without it no recording can be decrypted)\n", *file, kr.CurrentID())
+		fmt.Fprintf(stdout, "created %s with master key %s (mode 0600; back it up: without it no phone number "+
+			"or recording can be read; every controller of a database needs this same file)\n", *file, kr.CurrentID())
 		return nil
 	case "rotate":
 		cfg, err := LoadConfig(args[1:], getenv)
 		if err != nil {
 			return err
 		}
-		if !cfg.Media.RecordingsEnabled() {
-			return errors.New("keys rotate: recordings are not configured (CALLGATE_RECORDING_SPOOL_DIR, CALLGATE_RECORDING_STORE_DIR or CALLGATE_S3_ENDPOINT, CALLGATE_RECORDING_KEYS)")
-		}
 		db, err := postgres.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
 			return fmt.Errorf("keys rotate: opening database: %w", err)
 		}
 		defer db.Close()
-		policy, err := loadPolicy(cfg.Policy)
-		if err != nil {
-			return err
+		m := &Main{Config: cfg, Logger: slog.New(slog.DiscardHandler)}
+		store := postgres.NewStore(db)
+		if err := m.openKeys(ctx, store); err != nil {
+			return fmt.Errorf("keys rotate: %w", err)
 		}
-		rec, err := newRecordings(ctx, cfg.Media, postgres.NewStore(db), policy, &Main{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			return err
+		kr := m.keys.Keyring()
+		reseal := func(ctx context.Context, newID string) (int, error) {
+			return store.ResealNumbers(ctx, pii.SealedPrefix(newID))
 		}
-		id, n, err := rec.RotateKeys(ctx)
+		var id string
+		var n int
+		if cfg.Media.RecordingsEnabled() {
+			policy, err := loadPolicy(cfg.Policy)
+			if err != nil {
+				return err
+			}
+			rec, err := newRecordings(ctx, cfg.Media, kr, store, policy, m)
+			if err != nil {
+				return err
+			}
+			id, n, err = rec.RotateKeys(ctx, reseal)
+		} else {
+			id, n, err = recording.RotateKeyring(ctx, kr, reseal)
+		}
 		if err != nil {
 			return fmt.Errorf("keys rotate: %w (the old keys are kept: run it again)", err)
 		}
-		fmt.Fprintf(stdout, "new master key %s; %d recordings re-wrapped; old keys retired. Restart other controllers so they load the new keyring.\n", id, n)
+		fmt.Fprintf(stdout, "new master key %s; %d recording keys and phone numbers moved to it; old keys retired. "+
+			"Running controllers load the new keyring before they seal again.\n", id, n)
 		return nil
 	}
 	return fmt.Errorf("keys: unknown command %q (init or rotate)", args[0])

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -177,6 +178,28 @@ func TestE2ENoFullNumberLeaks(t *testing.T) {
 				require.NotContains(t, a.body, f, "%s was answered a full number: %s", r.name, a.request)
 			}
 		}
+	}
+
+	// At rest, the consent and the refusal hold their number sealed: no
+	// clear column, no digits in any stored byte.
+	for _, table := range []string{"consents", "refusals"} {
+		rows, err := x.m.db.Pool().Query(context.Background(), `SELECT coalesce(number, ''), number_index, number_sealed FROM `+table)
+		require.NoError(t, err)
+		n := 0
+		for rows.Next() {
+			var (
+				clear       string
+				idx, sealed []byte
+			)
+			require.NoError(t, rows.Scan(&clear, &idx, &sealed))
+			require.Empty(t, clear, table)
+			for _, f := range forms {
+				require.NotContains(t, string(idx)+string(sealed), f, table)
+			}
+			n++
+		}
+		require.NoError(t, rows.Err())
+		require.Equal(t, 1, n, table)
 	}
 
 	// Admin sees the numbers, and exports them for the regulator.

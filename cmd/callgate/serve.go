@@ -16,7 +16,9 @@ import (
 	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/freeswitch"
 	"github.com/callgate/callgate/controller/ivr"
+	"github.com/callgate/callgate/controller/pii"
 	"github.com/callgate/callgate/controller/postgres"
+	"github.com/callgate/callgate/controller/recording"
 	"github.com/callgate/callgate/controller/schedule"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -61,6 +63,7 @@ type Main struct {
 	cancel          context.CancelFunc
 	served          chan error
 	tokens          *postgres.TokenCache
+	keys            *pii.Keys // seal phone numbers; their keyring serves recordings too
 }
 
 // Run opens the database (migrating it if configured), connects the
@@ -90,6 +93,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("opening database: %w", err)
 	}
 	store := postgres.NewStore(m.db)
+	if err := m.openKeys(ctx, store); err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -240,6 +246,37 @@ func (m *Main) Service() controller.CallService { return m.service }
 
 // Campaigns is the running campaign runner (for tests and the bench).
 func (m *Main) Campaigns() *dialer.Campaigns { return m.campaigns }
+
+// openKeys loads the keyring, checks its index key is the database's, gives
+// the store the keys it seals phone numbers with, and seals the numbers an
+// older version stored in the clear — before anything dials.
+func (m *Main) openKeys(ctx context.Context, store *postgres.Store) error {
+	kr, err := recording.LoadKeyring(m.Config.keysFile())
+	if err != nil {
+		return fmt.Errorf("config: keys_file: %w", err)
+	}
+	keys, err := pii.New(kr)
+	if err != nil {
+		return fmt.Errorf("config: keys_file: %w", err)
+	}
+	fp, err := keys.Fingerprint()
+	if err != nil {
+		return fmt.Errorf("config: keys_file: %w", err)
+	}
+	if err := store.CheckIndexKey(ctx, fp); err != nil {
+		return fmt.Errorf("config: keys_file: %w", err)
+	}
+	store.SetPersonalData(keys)
+	n, err := store.SealClearNumbers(ctx)
+	if err != nil {
+		return fmt.Errorf("sealing stored phone numbers: %w", err)
+	}
+	if n > 0 {
+		m.Logger.Info("sealed phone numbers stored in the clear by an older version", "rows", n)
+	}
+	m.keys = keys
+	return nil
+}
 
 // Agents is the agent registry and desk (for tests).
 func (m *Main) Agents() *dialer.Agents { return m.agents }

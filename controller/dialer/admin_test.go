@@ -223,7 +223,7 @@ func TestConcurrentCapExactAcrossControllers(t *testing.T) {
 	db2, err := postgres.OpenConfig(ctx, store.DB().Pool().Config().Copy())
 	require.NoError(t, err)
 	t.Cleanup(db2.Close)
-	other := postgres.NewStore(db2)
+	other := pgtest.StoreOn(db2)
 	mk := func(st controller.CallStore, owner string) *dialer.Service {
 		svc, err := dialer.New(dialer.Config{Owner: owner, Gate: labGate(t)}, st)
 		require.NoError(t, err)

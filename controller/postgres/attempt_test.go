@@ -313,7 +313,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	db, err := postgres.OpenConfig(t.Context(), cfg.Copy())
 	require.NoError(t, err)
 	defer db.Close()
-	_, _, err = postgres.NewStore(db).CreateCall(t.Context(), newCall(1), "")
+	_, _, err = pgtest.StoreOn(db).CreateCall(t.Context(), newCall(1), "")
 	require.NoError(t, err)
 }
 

@@ -172,7 +172,7 @@ func TestCampaignDispatchExactAcrossControllers(t *testing.T) {
 	db2, err := postgres.OpenConfig(ctx, cfg.Copy())
 	require.NoError(t, err)
 	t.Cleanup(db2.Close)
-	s1, s2 := postgres.NewStore(db1), postgres.NewStore(db2)
+	s1, s2 := pgtest.StoreOn(db1), pgtest.StoreOn(db2)
 
 	c := newCampaign(t, ctx, s1, 200, controller.Campaign{MaxConcurrent: 37, MaxCPS: 10000})
 	_, err = s1.TransitionCampaign(ctx, controller.DefaultTenant, c.ID, controller.CampaignStart, nil)

@@ -15,14 +15,31 @@ import (
 )
 
 // consentColumns are the columns scanConsent reads, in its order.
-const consentColumns = `id::text, tenant_id, number, purpose, source, proof_ref, prompt_id,
-	prompt_version, digit, coalesce(call_id::text, ''), given_at, expires_at, revoked_at`
+var consentColumns = consentColumnsOf("")
 
-func scanConsent(row pgx.Row, extra ...any) (controller.Consent, error) {
-	var c controller.Consent
-	err := row.Scan(append([]any{&c.ID, &c.TenantID, &c.Number, &c.Purpose, &c.Source, &c.ProofRef,
+// consentColumnsOf returns consentColumns of the table aliased alias ("" for
+// none).
+func consentColumnsOf(alias string) string {
+	if alias != "" {
+		alias += "."
+	}
+	return strings.NewReplacer("$.", alias).Replace(`$.id::text, $.tenant_id, coalesce($.number, ''), $.number_sealed,
+	$.purpose, $.source, $.proof_ref, $.prompt_id, $.prompt_version, $.digit, coalesce($.call_id::text, ''),
+	$.given_at, $.expires_at, $.revoked_at`)
+}
+
+// scanConsent scans consentColumns (then extra) and opens the number with pd.
+func scanConsent(pd controller.PersonalData, row pgx.Row, extra ...any) (controller.Consent, error) {
+	var (
+		c      controller.Consent
+		sealed []byte
+	)
+	err := row.Scan(append([]any{&c.ID, &c.TenantID, &c.Number, &sealed, &c.Purpose, &c.Source, &c.ProofRef,
 		&c.PromptID, &c.PromptVersion, &c.Digit, &c.CallID, &c.GivenAt, &c.ExpiresAt, &c.RevokedAt},
 		extra...)...)
+	if err == nil {
+		c.Number, err = openNumber(pd, c.Number, sealed)
+	}
 	return c, err
 }
 
@@ -92,11 +109,15 @@ func (s *Store) CreateConsent(ctx context.Context, c controller.Consent) (string
 			return "", fmt.Errorf("creating consent: %w", err)
 		}
 	}
-	_, err := s.db.pool.Exec(ctx, `
-		INSERT INTO consents (id, tenant_id, number, purpose, source, proof_ref, prompt_id,
+	index, sealed, err := sealNumber(s.pd, c.Number)
+	if err != nil {
+		return "", fmt.Errorf("creating consent: %w", err)
+	}
+	_, err = s.db.pool.Exec(ctx, `
+		INSERT INTO consents (id, tenant_id, number_index, number_sealed, purpose, source, proof_ref, prompt_id,
 			prompt_version, digit, call_id, given_at, expires_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		c.ID, c.TenantID, c.Number, string(c.Purpose), c.Source, c.ProofRef, c.PromptID,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		c.ID, c.TenantID, index, sealed, string(c.Purpose), c.Source, c.ProofRef, c.PromptID,
 		c.PromptVersion, c.Digit, callID, c.GivenAt, c.ExpiresAt, c.RevokedAt)
 	if err != nil {
 		err = translate(err)
@@ -120,7 +141,7 @@ func (s *Store) GetConsent(ctx context.Context, tenant, id string) (controller.C
 	if _, err := uuid.Parse(id); err != nil {
 		return controller.Consent{}, consentNotFound(id)
 	}
-	c, err := scanConsent(s.db.pool.QueryRow(ctx,
+	c, err := scanConsent(s.pd, s.db.pool.QueryRow(ctx,
 		`SELECT `+consentColumns+` FROM consents WHERE id = $1 AND tenant_id = $2`, id, tenant))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, consentNotFound(id)
@@ -146,7 +167,7 @@ func (s *Store) RevokeConsent(ctx context.Context, tenant, id string, at time.Ti
 	// statement's snapshot), so one round trip tells a missing consent from
 	// an already revoked one.
 	var revoked bool
-	c, err := scanConsent(s.db.pool.QueryRow(ctx, `
+	c, err := scanConsent(s.pd, s.db.pool.QueryRow(ctx, `
 		WITH u AS (
 			UPDATE consents SET revoked_at = coalesce($3, statement_timestamp())
 			WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL
@@ -176,13 +197,17 @@ func (s *Store) ListConsents(ctx context.Context, tenant, number string) ([]cont
 	if err := checkE164("number", number); err != nil {
 		return nil, fmt.Errorf("listing consents: %w", err)
 	}
+	index, err := s.numberIndex(number)
+	if err != nil {
+		return nil, fmt.Errorf("listing consents: %w", err)
+	}
 	rows, err := s.db.pool.Query(ctx, `SELECT `+consentColumns+` FROM consents
-		WHERE tenant_id = $1 AND number = $2 ORDER BY given_at DESC, id`, tenant, number)
+		WHERE tenant_id = $1 AND (number_index = $2 OR number = $3) ORDER BY given_at DESC, id`, tenant, index, number)
 	if err != nil {
 		return nil, fmt.Errorf("listing consents: %w", translate(err))
 	}
 	consents, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (controller.Consent, error) {
-		return scanConsent(row)
+		return scanConsent(s.pd, row)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing consents: %w", translate(err))

@@ -19,7 +19,7 @@ func TestOpenDSN(t *testing.T) {
 	db, err := postgres.Open(ctx, dsn)
 	require.NoError(t, err)
 	defer db.Close()
-	store := postgres.NewStore(db)
+	store := pgtest.StoreOn(db)
 	require.NoError(t, store.Ping(ctx))
 	require.NoError(t, store.Listen(ctx))
 

@@ -51,7 +51,7 @@ func (s *Store) Gate(ctx context.Context, tenant, number string, fn DecideFunc) 
 		return controller.Decision{}, fmt.Errorf("checking %s: %w", controller.MaskNumber(number), err)
 	}
 	defer tx.release()
-	l := &txLookup{tx: tx, tenant: tenant, number: number, hint: controller.LookupHintFrom(ctx)}
+	l := &txLookup{tx: tx, tenant: tenant, number: number, hint: controller.LookupHintFrom(ctx), pd: s.pd}
 	if err := l.lock(ctx, beginReadOnly); err != nil {
 		return controller.Decision{}, fmt.Errorf("checking %s: %w", controller.MaskNumber(number), err)
 	}
@@ -144,7 +144,7 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
 	}
 	defer tx.release()
-	l := &txLookup{tx: tx, tenant: c.TenantID, number: c.To, from: c.From, hint: controller.LookupHintFrom(ctx)}
+	l := &txLookup{tx: tx, tenant: c.TenantID, number: c.To, from: c.From, hint: controller.LookupHintFrom(ctx), pd: s.pd}
 	if err := l.lock(ctx, beginReadWrite); err != nil {
 		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
 	}
@@ -351,7 +351,7 @@ func (s *Store) recheckRound(ctx context.Context, batch []controller.Recheck, id
 		if c.TenantID == "" {
 			c.TenantID = controller.DefaultTenant
 		}
-		ls[k] = &txLookup{tx: tx, tenant: c.TenantID, number: c.To, exclude: c.AttemptID, from: c.From, hint: batch[i].Hint}
+		ls[k] = &txLookup{tx: tx, tenant: c.TenantID, number: c.To, exclude: c.AttemptID, from: c.From, hint: batch[i].Hint, pd: s.pd}
 	}
 	if err := lockAll(ctx, tx, beginReadWrite, ls); err != nil {
 		fail(err)

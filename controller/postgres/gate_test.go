@@ -292,7 +292,7 @@ func TestCreateCallGatedCapIsExactAcrossProcesses(t *testing.T) {
 	db2, err := postgres.OpenConfig(ctx, cfg2)
 	require.NoError(t, err)
 	t.Cleanup(db2.Close)
-	s1, s2 := postgres.NewStore(db1), postgres.NewStore(db2)
+	s1, s2 := pgtest.StoreOn(db1), pgtest.StoreOn(db2)
 
 	raceCap(t, ctx, []*postgres.Store{s1, s2}, 50)
 	requireCapOutcome(t, ctx, s2, 100)

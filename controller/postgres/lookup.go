@@ -45,6 +45,7 @@ type txLookup struct {
 	exclude int64  // an attempt CountAttempts leaves out: the one being rechecked
 	from    string // a caller ID whose ownership lock prefetches, if any
 	hint    controller.LookupHint
+	pd      controller.PersonalData // opens and indexes the numbers read
 	pre     prefetched
 }
 
@@ -126,6 +127,17 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 			l.pre.consentsOK = true
 		}
 	}
+	pd := ls[0].pd
+	indexes, err := numberIndexes(pd, numbers)
+	if err != nil {
+		return fmt.Errorf("locking %d numbers: %w", n, err)
+	}
+	var consentIndexes [][]byte
+	if len(consentNumbers) > 0 {
+		if consentIndexes, err = numberIndexes(pd, consentNumbers); err != nil {
+			return fmt.Errorf("locking %d numbers: %w", n, err)
+		}
+	}
 	b := &pgx.Batch{}
 	if begin != "" {
 		b.Queue(begin)
@@ -133,11 +145,14 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 	}
 	b.Queue(lockNumbersSQL, numbers)
 	if len(consentNumbers) > 0 {
-		b.Queue(`SELECT DISTINCT ON (tenant_id, number, purpose) `+consentColumns+` FROM consents
-			WHERE (tenant_id, number) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-			ORDER BY tenant_id, number, purpose, given_at DESC`, consentTenants, consentNumbers,
+		// Sealed rows by their index; rows from before numbers were sealed
+		// (until a controller seals them at start) by their clear number.
+		b.Queue(`SELECT DISTINCT ON (u.tenant, u.number, k.purpose) `+consentColumnsOf("k")+`
+			FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(tenant, number, idx)
+			JOIN consents k ON k.tenant_id = u.tenant AND (k.number_index = u.idx OR k.number = u.number)
+			ORDER BY u.tenant, u.number, k.purpose, k.given_at DESC`, consentTenants, consentNumbers, consentIndexes,
 		).Query(func(rows pgx.Rows) error {
-			_, err := collectEach(rows, func(r pgx.Row) (controller.Consent, error) { return scanConsent(r) }, func(c controller.Consent) {
+			_, err := collectEach(rows, func(r pgx.Row) (controller.Consent, error) { return scanConsent(pd, r) }, func(c controller.Consent) {
 				if l := byNumber[c.Number]; l != nil && l.tenant == c.TenantID {
 					l.pre.consents[c.Purpose] = c
 				}
@@ -145,10 +160,12 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 			return err
 		})
 	}
-	b.Queue(`SELECT DISTINCT ON (number) `+refusalColumns+` FROM refusals
-		WHERE number = ANY($1::text[]) AND lifted_at IS NULL
-		ORDER BY number, until DESC NULLS FIRST`, numbers).Query(func(rows pgx.Rows) error {
-		_, err := collectEach(rows, func(r pgx.Row) (controller.Refusal, error) { return scanRefusal(r) }, func(r controller.Refusal) {
+	b.Queue(`SELECT DISTINCT ON (u.number) `+refusalColumnsOf("r")+`
+		FROM unnest($1::text[], $2::bytea[]) AS u(number, idx)
+		JOIN refusals r ON r.number_index = u.idx OR r.number = u.number
+		WHERE r.lifted_at IS NULL
+		ORDER BY u.number, r.until DESC NULLS FIRST`, numbers, indexes).Query(func(rows pgx.Rows) error {
+		_, err := collectEach(rows, func(r pgx.Row) (controller.Refusal, error) { return scanRefusal(pd, r) }, func(r controller.Refusal) {
 			if l := byNumber[r.Number]; l != nil {
 				l.pre.refusal = &r
 			}
@@ -299,9 +316,16 @@ func (l *txLookup) ActiveConsent(ctx context.Context, tenant, number string, pur
 		}
 		return nil, nil
 	}
-	c, err := scanConsent(l.tx.QueryRow(ctx, `SELECT `+consentColumns+` FROM consents
-		WHERE tenant_id = $1 AND number = $2 AND purpose = $3
-		ORDER BY given_at DESC LIMIT 1`, tenant, number, string(purpose)))
+	if l.pd == nil {
+		return nil, fmt.Errorf("looking up consent: %w", errNoPersonalData)
+	}
+	index, err := l.pd.NumberIndex(number)
+	if err != nil {
+		return nil, fmt.Errorf("looking up consent: %w", err)
+	}
+	c, err := scanConsent(l.pd, l.tx.QueryRow(ctx, `SELECT `+consentColumns+` FROM consents
+		WHERE tenant_id = $1 AND (number_index = $4 OR number = $2) AND purpose = $3
+		ORDER BY given_at DESC LIMIT 1`, tenant, number, string(purpose), index))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

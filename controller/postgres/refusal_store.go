@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,12 +15,29 @@ import (
 )
 
 // refusalColumns are the columns scanRefusal reads, in its order.
-const refusalColumns = `id::text, number, source, coalesce(call_id::text, ''), at, until, lifted_at`
+var refusalColumns = refusalColumnsOf("")
 
-func scanRefusal(row pgx.Row, extra ...any) (controller.Refusal, error) {
-	var r controller.Refusal
-	err := row.Scan(append([]any{&r.ID, &r.Number, &r.Source, &r.CallID, &r.At, &r.Until, &r.LiftedAt},
+// refusalColumnsOf returns refusalColumns of the table aliased alias ("" for
+// none).
+func refusalColumnsOf(alias string) string {
+	if alias != "" {
+		alias += "."
+	}
+	return strings.NewReplacer("$.", alias).Replace(`$.id::text, coalesce($.number, ''), $.number_sealed, $.source,
+	coalesce($.call_id::text, ''), $.at, $.until, $.lifted_at`)
+}
+
+// scanRefusal scans refusalColumns (then extra) and opens the number with pd.
+func scanRefusal(pd controller.PersonalData, row pgx.Row, extra ...any) (controller.Refusal, error) {
+	var (
+		r      controller.Refusal
+		sealed []byte
+	)
+	err := row.Scan(append([]any{&r.ID, &r.Number, &sealed, &r.Source, &r.CallID, &r.At, &r.Until, &r.LiftedAt},
 		extra...)...)
+	if err == nil {
+		r.Number, err = openNumber(pd, r.Number, sealed)
+	}
 	return r, err
 }
 
@@ -32,8 +50,8 @@ var refusalSources = []string{"ivr", "sms", "agent", "api"}
 // number's lock.
 const lockNumberRefusalSQL = `
 WITH r AS (
-	INSERT INTO refusals (id, number, source, call_id, at, until, tenant_id)
-	VALUES ($1, $2, $3, $4, coalesce($5, statement_timestamp()), $6, $7)
+	INSERT INTO refusals (id, number_index, number_sealed, source, call_id, at, until, tenant_id)
+	VALUES ($1, $10, $11, $3, $4, coalesce($5, statement_timestamp()), $6, $7)
 	RETURNING id, at
 ), c AS (
 	UPDATE calls SET state = 'canceled', updated_at = statement_timestamp(), ended_at = statement_timestamp()
@@ -92,13 +110,17 @@ func (s *Store) LockNumber(ctx context.Context, tenant string, r controller.Refu
 	if err != nil {
 		return "", 0, fmt.Errorf("locking number: encoding event: %w", err)
 	}
+	index, sealed, err := sealNumber(s.pd, r.Number)
+	if err != nil {
+		return "", 0, fmt.Errorf("locking number: %w", err)
+	}
 	var canceled int
 	err = pgx.BeginTxFunc(ctx, s.db.pool, readCommitted, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, lockNumberSQL, r.Number); err != nil {
 			return fmt.Errorf("locking number: %w", translate(err))
 		}
 		return tx.QueryRow(ctx, lockNumberRefusalSQL, r.ID, r.Number, r.Source, callID, nullTime(r.At),
-			r.Until, tenant, string(eventRefusalCanceled), ev).Scan(&canceled)
+			r.Until, tenant, string(eventRefusalCanceled), ev, index, sealed).Scan(&canceled)
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("locking %s: %w", controller.MaskNumber(r.Number), translate(err))
@@ -112,13 +134,17 @@ func (s *Store) ListRefusals(ctx context.Context, number string) ([]controller.R
 	if err := checkE164("number", number); err != nil {
 		return nil, fmt.Errorf("listing refusals: %w", err)
 	}
+	index, err := s.numberIndex(number)
+	if err != nil {
+		return nil, fmt.Errorf("listing refusals: %w", err)
+	}
 	rows, err := s.db.pool.Query(ctx, `SELECT `+refusalColumns+` FROM refusals
-		WHERE number = $1 ORDER BY at DESC, id`, number)
+		WHERE number_index = $1 OR number = $2 ORDER BY at DESC, id`, index, number)
 	if err != nil {
 		return nil, fmt.Errorf("listing refusals: %w", translate(err))
 	}
 	refusals, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (controller.Refusal, error) {
-		return scanRefusal(row)
+		return scanRefusal(s.pd, row)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing refusals: %w", translate(err))
@@ -141,7 +167,7 @@ func (s *Store) LiftRefusal(ctx context.Context, tenant, id string, at time.Time
 		tenant = controller.DefaultTenant
 	}
 	var lifted bool
-	r, err := scanRefusal(s.db.pool.QueryRow(ctx, `
+	r, err := scanRefusal(s.pd, s.db.pool.QueryRow(ctx, `
 		WITH u AS (
 			UPDATE refusals SET lifted_at = coalesce($2, statement_timestamp())
 			WHERE id = $1 AND lifted_at IS NULL AND tenant_id = $3

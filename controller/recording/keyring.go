@@ -13,7 +13,10 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -53,6 +56,7 @@ const wrapAADPrefix = "callgate/recording-data-key/v1\x00"
 type Keyring struct {
 	mu      sync.Mutex
 	path    string
+	index   []byte // the blind-index key (personal data lookups); nil if the file has none
 	current string
 	keys    []*masterKey // in file order; pointers so that printing a Keyring shows addresses, not bytes
 	stamp   fileStamp    // of the file as last loaded or saved, for Refresh
@@ -95,7 +99,15 @@ func (kr *Keyring) Refresh() error {
 	for _, k := range kr.keys {
 		clear(k.key)
 	}
-	kr.current, kr.keys, kr.stamp = fresh.current, fresh.keys, fresh.stamp
+	if kr.index != nil {
+		// A running process keeps its index key: another one would make
+		// every stored number unfindable.
+		if !bytes.Equal(fresh.index, kr.index) {
+			clear(fresh.index)
+		}
+		fresh.index = kr.index
+	}
+	kr.current, kr.keys, kr.stamp, kr.index = fresh.current, fresh.keys, fresh.stamp, fresh.index
 	return nil
 }
 
@@ -121,6 +133,11 @@ func (k *masterKey) GoString() string { return "recording.masterKey{" + k.String
 type keyringFile struct {
 	Current string         `json:"current"`
 	Keys    []keyringEntry `json:"keys"`
+	// IndexKey keys the blind index of personal data (HMAC-SHA256 of a
+	// phone number, how stored numbers are looked up). Unlike the master
+	// keys it is never rotated: every controller of a database needs the
+	// same one. Base64 of 32 bytes; absent in keyrings made before it.
+	IndexKey string `json:"index_key,omitempty"`
 }
 
 type keyringEntry struct {
@@ -183,6 +200,14 @@ func parseKeyring(data []byte) (*Keyring, error) {
 		return nil, errors.New("no keys")
 	}
 	kr := &Keyring{current: file.Current}
+	if file.IndexKey != "" {
+		raw, err := base64.StdEncoding.DecodeString(file.IndexKey)
+		if err != nil || len(raw) != KeySize {
+			clear(raw)
+			return nil, fmt.Errorf("index_key: must be %d bytes in standard base64", KeySize)
+		}
+		kr.index = raw
+	}
 	for i := range file.Keys {
 		e := &file.Keys[i]
 		if !validKeyID(e.ID) {
@@ -222,6 +247,8 @@ func parseKeyring(data []byte) (*Keyring, error) {
 func GenerateKeyring(path string) (*Keyring, error) {
 	kr := &Keyring{path: path}
 	kr.current = kr.addKey()
+	kr.index = make([]byte, KeySize)
+	rand.Read(kr.index)
 	data, err := kr.marshal()
 	if err != nil {
 		return nil, err
@@ -348,6 +375,73 @@ func (kr *Keyring) Unwrap(keyID string, wrapped []byte, aad string) ([]byte, err
 	return dk, nil
 }
 
+// NewMemoryKeyring returns a keyring with one fresh master key and an index
+// key that lives only in memory (it cannot be saved), for tests and tools.
+func NewMemoryKeyring() *Keyring {
+	kr := &Keyring{index: make([]byte, KeySize)}
+	rand.Read(kr.index)
+	kr.current = kr.addKey()
+	return kr
+}
+
+// HasIndexKey reports whether the keyring holds a blind-index key.
+func (kr *Keyring) HasIndexKey() bool {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	return kr.index != nil
+}
+
+// AddIndexKey gives a keyring made before index keys one, in memory until
+// Save, and reports whether it did (false: it had one, kept as it is).
+func (kr *Keyring) AddIndexKey() bool {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	if kr.index != nil {
+		return false
+	}
+	kr.index = make([]byte, KeySize)
+	rand.Read(kr.index)
+	return true
+}
+
+// IndexMAC returns HMAC-SHA256 under the index key of domain, a zero byte
+// and msg. Returns EINTERNAL if the keyring has no index key.
+func (kr *Keyring) IndexMAC(domain string, msg []byte) ([]byte, error) {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	if kr.index == nil {
+		return nil, controller.Errorf(controller.EINTERNAL, "the keyring has no index key: run `callgate keys init --file %s` to add one", kr.path)
+	}
+	m := hmac.New(sha256.New, kr.index)
+	m.Write([]byte(domain))
+	m.Write([]byte{0})
+	m.Write(msg)
+	return m.Sum(nil), nil
+}
+
+// DeriveKey returns a 32-byte key derived (HKDF-SHA256) from master key id
+// — the current one if id is empty — with salt and info, and the ID of the
+// master key used. Returns EINTERNAL for an unknown or retired key.
+func (kr *Keyring) DeriveKey(id string, salt []byte, info string) (string, []byte, error) {
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	if id == "" {
+		id = kr.current
+	}
+	k := kr.find(id)
+	switch {
+	case k == nil:
+		return id, nil, controller.Errorf(controller.EINTERNAL, "master key %q is not in the keyring", id)
+	case k.key == nil:
+		return id, nil, controller.Errorf(controller.EINTERNAL, "master key %q was retired and its material destroyed", id)
+	}
+	key, err := hkdf.Key(sha256.New, k.key, salt, info, KeySize)
+	if err != nil {
+		return id, nil, controller.Errorf(controller.EINTERNAL, "deriving a key: %v", err)
+	}
+	return id, key, nil
+}
+
 // Rotate adds a fresh key, makes it current and returns its ID. The change
 // is in memory only until Save.
 func (kr *Keyring) Rotate() (newID string) {
@@ -408,6 +502,9 @@ func (kr *Keyring) Save() error {
 // owns kr) and clears the result after use.
 func (kr *Keyring) marshal() ([]byte, error) {
 	file := keyringFile{Current: kr.current, Keys: make([]keyringEntry, len(kr.keys))}
+	if kr.index != nil {
+		file.IndexKey = base64.StdEncoding.EncodeToString(kr.index)
+	}
 	for i, k := range kr.keys {
 		e := keyringEntry{ID: k.id, CreatedAt: k.createdAt, RetiredAt: k.retiredAt}
 		if k.key != nil {

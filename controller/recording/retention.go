@@ -13,67 +13,90 @@ const purgeBatch = 500
 
 // RotateKeys makes a fresh master key current, saves the keyring (so the
 // new key is durable before anything is wrapped with it), rewraps every
-// stored recording's data key under it and, only once all are rewrapped,
+// stored recording's data key under it — and re-seals whatever else also
+// does (also, may be nil: personal data) — and, only once all are done,
 // retires (destroys) every older key and saves again. It returns the new
-// key's ID and how many recordings were rewrapped. If rewrapping fails the
-// old keys are kept and RotateKeys can simply be run again. Other processes
-// sharing the keyring file must reload it before wrapping again.
-func (s *Service) RotateKeys(ctx context.Context) (newKeyID string, rewrapped int, err error) {
+// key's ID and how many recordings and values were rewrapped or re-sealed.
+// If that fails the old keys are kept and RotateKeys can simply be run
+// again. Other processes sharing the keyring file must reload it before
+// wrapping again.
+func (s *Service) RotateKeys(ctx context.Context, also RotatePass) (newKeyID string, rewrapped int, err error) {
 	s.wrapMu.Lock()
 	defer s.wrapMu.Unlock()
-	if err := s.keys.Refresh(); err != nil {
-		return "", 0, fmt.Errorf("rotating recording keys: %w", err)
-	}
-	prev := s.keys.CurrentID()
-	newID := s.keys.Rotate()
-	if err := s.keys.Save(); err != nil {
-		s.keys.undoRotate(prev, newID)
-		return "", 0, fmt.Errorf("rotating recording keys: %w", err)
-	}
-	rewrap := func(r controller.Recording) ([]byte, error) {
-		dk, err := s.keys.Unwrap(r.KeyID, r.WrappedKey, r.ID)
-		if err != nil {
-			return nil, fmt.Errorf("unwrapping the data key of recording %s: %w", r.ID, err)
+	rewrapPass := func(ctx context.Context, newID string) (int, error) {
+		rewrap := func(r controller.Recording) ([]byte, error) {
+			dk, err := s.keys.Unwrap(r.KeyID, r.WrappedKey, r.ID)
+			if err != nil {
+				return nil, fmt.Errorf("unwrapping the data key of recording %s: %w", r.ID, err)
+			}
+			defer clear(dk)
+			keyID, wrapped, err := s.keys.Wrap(dk, r.ID)
+			if err != nil {
+				return nil, fmt.Errorf("wrapping the data key of recording %s: %w", r.ID, err)
+			}
+			if keyID != newID {
+				return nil, controller.Errorf(controller.EINTERNAL, "wrapped the data key of recording %s with key %q, not the new key %q", r.ID, keyID, newID)
+			}
+			return wrapped, nil
 		}
-		defer clear(dk)
-		keyID, wrapped, err := s.keys.Wrap(dk, r.ID)
-		if err != nil {
-			return nil, fmt.Errorf("wrapping the data key of recording %s: %w", r.ID, err)
+		n, err := s.store.RewrapKeys(ctx, newID, rewrap)
+		if err != nil || also == nil {
+			return n, err
 		}
-		if keyID != newID {
-			return nil, controller.Errorf(controller.EINTERNAL, "wrapped the data key of recording %s with key %q, not the new key %q", r.ID, keyID, newID)
-		}
-		return wrapped, nil
+		m, err := also(ctx, newID)
+		return n + m, err
 	}
-	// Another controller may have wrapped a data key with the old key just
-	// before it saw the new keyring: pass again until a pass finds nothing
-	// left, and only then destroy the old keys.
+	newID, n, err := RotateKeyring(ctx, s.keys, rewrapPass)
+	if err == nil {
+		s.log.Info("keys rotated", "key_id", newID, "rewrapped", n)
+	}
+	return newID, n, err
+}
+
+// RotatePass moves what it covers under master key newID and returns how
+// many values it moved (0: nothing is left under older keys).
+type RotatePass func(ctx context.Context, newID string) (int, error)
+
+// RotateKeyring makes a fresh master key of kr current, saves kr, runs pass
+// until a run finds nothing left under older keys (another controller may
+// have used an old key just before it saw the new keyring), then retires
+// (destroys) every older key and saves again. Returns the new key's ID and
+// what the passes moved. On an error the old keys are kept.
+func RotateKeyring(ctx context.Context, kr *Keyring, pass RotatePass) (newKeyID string, moved int, err error) {
+	if err := kr.Refresh(); err != nil {
+		return "", 0, fmt.Errorf("rotating keys: %w", err)
+	}
+	prev := kr.CurrentID()
+	newID := kr.Rotate()
+	if err := kr.Save(); err != nil {
+		kr.undoRotate(prev, newID)
+		return "", 0, fmt.Errorf("rotating keys: %w", err)
+	}
 	n := 0
-	for pass := 0; ; pass++ {
-		done, err := s.store.RewrapKeys(ctx, newID, rewrap)
+	for i := 0; ; i++ {
+		done, err := pass(ctx, newID)
 		n += done
 		if err != nil {
-			return newID, n, fmt.Errorf("rotating recording keys: rewrapped %d before failing (older keys kept): %w", n, err)
+			return newID, n, fmt.Errorf("rotating keys: moved %d before failing (older keys kept): %w", n, err)
 		}
 		if done == 0 {
 			break
 		}
-		if pass == 4 {
-			return newID, n, fmt.Errorf("rotating recording keys: %w", controller.Errorf(controller.ECONFLICT,
-				"recordings are still being wrapped with the old keys after %d passes (older keys kept): run it again", pass+1))
+		if i == 4 {
+			return newID, n, fmt.Errorf("rotating keys: %w", controller.Errorf(controller.ECONFLICT,
+				"values are still being sealed with the old keys after %d passes (older keys kept): run it again", i+1))
 		}
 	}
-	for _, id := range s.keys.IDs() {
-		if id != newID && !s.keys.Retired(id) {
-			if err := s.keys.Retire(id); err != nil {
-				return newID, n, fmt.Errorf("rotating recording keys: %w", err)
+	for _, id := range kr.IDs() {
+		if id != newID && !kr.Retired(id) {
+			if err := kr.Retire(id); err != nil {
+				return newID, n, fmt.Errorf("rotating keys: %w", err)
 			}
 		}
 	}
-	if err := s.keys.Save(); err != nil {
-		return newID, n, fmt.Errorf("rotating recording keys: saving retired keys: %w", err)
+	if err := kr.Save(); err != nil {
+		return newID, n, fmt.Errorf("rotating keys: saving retired keys: %w", err)
 	}
-	s.log.Info("recording keys rotated", "key_id", newID, "rewrapped", n)
 	return newID, n, nil
 }
 

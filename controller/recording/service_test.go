@@ -328,7 +328,7 @@ func TestRotateKeys(t *testing.T) {
 	require.NoError(t, err)
 	oldID := b.keys.CurrentID()
 
-	newID, n, err := b.svc.RotateKeys(ctx)
+	newID, n, err := b.svc.RotateKeys(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, 3, n)
 	require.NotEqual(t, oldID, newID)
@@ -375,7 +375,7 @@ func TestRotateKeysFailureKeepsOldKeys(t *testing.T) {
 	}
 	oldID := b.keys.CurrentID()
 	b.store.rewrapFailAt = 2
-	newID, n, err := b.svc.RotateKeys(ctx)
+	newID, n, err := b.svc.RotateKeys(ctx, nil)
 	require.Error(t, err)
 	require.Equal(t, 1, n)
 	require.False(t, b.keys.Retired(oldID))
@@ -389,7 +389,7 @@ func TestRotateKeysFailureKeepsOldKeys(t *testing.T) {
 
 	// Running it again finishes the job.
 	b.store.rewrapFailAt = 0
-	newer, n, err := b.svc.RotateKeys(ctx)
+	newer, n, err := b.svc.RotateKeys(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	require.True(t, b.keys.Retired(oldID))
@@ -470,7 +470,7 @@ func TestRotateKeysUnsavableKeepsCurrent(t *testing.T) {
 	oldID := keys.CurrentID()
 	require.NoError(t, os.RemoveAll(dir)) // the keyring can no longer be saved
 
-	_, _, err = svc.RotateKeys(ctx)
+	_, _, err = svc.RotateKeys(ctx, nil)
 	require.Error(t, err)
 	require.Equal(t, oldID, keys.CurrentID(), "a key that is not durable is never used")
 	require.Equal(t, []string{oldID}, keys.IDs())

@@ -66,7 +66,7 @@ func setup(t *testing.T) *bundle {
 			require.NoError(t, db.Migrate(ctx))
 			b.db = db
 		}
-		b.stores[i] = postgres.NewStore(db)
+		b.stores[i] = pgtest.StoreOn(db)
 	}
 	return b
 }

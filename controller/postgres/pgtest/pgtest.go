@@ -11,13 +11,16 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/callgate/callgate/controller/pii"
 	"github.com/callgate/callgate/controller/postgres"
+	"github.com/callgate/callgate/controller/recording"
 )
 
 // EnvDSN names the environment variable holding the test database's DSN.
@@ -27,8 +30,35 @@ const EnvDSN = "CALLGATE_TEST_DATABASE_URL"
 // test ends.
 func New(t testing.TB) *postgres.Store {
 	t.Helper()
-	return postgres.NewStore(NewDB(t))
+	return StoreOn(NewDB(t))
 }
+
+// StoreOn returns a store on db that seals personal data with the test
+// process's keys (PersonalData).
+func StoreOn(db *postgres.DB) *postgres.Store {
+	s := postgres.NewStore(db)
+	s.SetPersonalData(PersonalData())
+	return s
+}
+
+// PersonalData returns the keys every test store of the process seals and
+// indexes phone numbers with: an in-memory keyring, so stores of one test
+// on one schema (two controllers) read each other's rows.
+func PersonalData() *pii.Keys {
+	testKeysOnce.Do(func() {
+		k, err := pii.New(recording.NewMemoryKeyring())
+		if err != nil {
+			panic(err)
+		}
+		testKeys = k
+	})
+	return testKeys
+}
+
+var (
+	testKeysOnce sync.Once
+	testKeys     *pii.Keys
+)
 
 // NewDB returns a pool whose connections use a fresh schema t_<random> as
 // their search_path, with the migrations applied. The pool is closed and the

@@ -76,7 +76,7 @@ func matrixRequests(t testing.TB) map[string]cellRequest {
 		"POST /v1/calls":                     js(`{"to":"+15558880009","from":"+15558880002"}`),
 		"POST /v1/compliance/check":          js(`{"to":"+15558880009"}`),
 		"GET /v1/consents":                   {query: "number=" + url.QueryEscape(numberA)},
-		"POST /v1/consents":                  js(`{"number":"+15558880009","purpose":"marketing","source":"api"}`),
+		"POST /v1/consents":                  js(`{"number":"+15558880009","purpose":"marketing","source":"api_import"}`),
 		"GET /v1/refusals":                   {query: "number=" + url.QueryEscape(numberA)},
 		"POST /v1/refusals":                  js(`{"number":"+15558880009"}`),
 		"POST /v1/dnc/lists":                 js(`{"id":"new-list","name":"new","kind":"internal"}`),

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,6 +122,10 @@ func (s *Server) createCall(c echo.Context) error {
 			return err
 		}
 	}
+	req.Purpose = controller.Purpose(purpose)
+	if err := checkCallRequest(req, agentID); err != nil {
+		return err
+	}
 	// An agent's calls are assigned to them; an admin may assign a call
 	// to an agent.
 	req.AgentID = agentID
@@ -132,7 +137,6 @@ func (s *Server) createCall(c echo.Context) error {
 		req.AgentID = own
 	}
 
-	req.Purpose = controller.Purpose(purpose)
 	call, created, err := s.svc.CreateCall(c.Request().Context(), req)
 	if err != nil {
 		return err
@@ -151,6 +155,80 @@ func (s *Server) createCall(c echo.Context) error {
 		h.Set("Idempotent-Replayed", "true")
 	}
 	return c.JSON(status, viewOf(c).call(NewCallResource(call, nil)))
+}
+
+// maxTimeoutSeconds bounds timeout_seconds: the service's own maximum
+// (300 s by default) is lower.
+const maxTimeoutSeconds = 3600
+
+// checkCallRequest checks the form of every member of a call request and
+// the agent_id given: a number, a caller ID, the purpose, names of a flow,
+// switch and agent, the timeout and the variables. Whether the number is
+// valid in its region, the switch exists or a variable is allowed is the
+// service's to say.
+func checkCallRequest(req controller.CreateCallRequest, agentID string) error {
+	if req.To == "" {
+		return controller.FieldError("to", "is required")
+	}
+	if err := checkPhone("to", req.To); err != nil {
+		return err
+	}
+	if req.From != "" {
+		if err := checkCallerID("from", req.From); err != nil {
+			return err
+		}
+	}
+	if err := checkText("caller_id_name", req.CallerIDName, 64); err != nil {
+		return err
+	}
+	if err := checkPurpose("purpose", req.Purpose); err != nil {
+		return err
+	}
+	if req.FlowID != "" && !nameRE.MatchString(req.FlowID) {
+		return controller.FieldError("flow_id", "must be a flow ID: 1 to 63 lower-case letters, digits, _ or -, starting with a letter or digit")
+	}
+	if req.Switch != "" {
+		if err := checkSwitchName("switch", req.Switch); err != nil {
+			return err
+		}
+	}
+	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > maxTimeoutSeconds {
+		return controller.FieldError("timeout_seconds", "must be from 0 (the default) to %d", maxTimeoutSeconds)
+	}
+	if agentID != "" {
+		if err := checkID("agent_id", agentID); err != nil {
+			return err
+		}
+	}
+	return checkVariables(req.Variables)
+}
+
+// maxVariables and maxVariableBytes bound a call's channel variables.
+const (
+	maxVariables     = 32
+	maxVariableBytes = 256
+)
+
+// checkVariables checks the form of channel variables: at most 32, names
+// of varNameRE's form, values plain text of at most 256 bytes.
+func checkVariables(vars map[string]string) error {
+	if len(vars) > maxVariables {
+		return controller.FieldError("variables", "at most %d variables", maxVariables)
+	}
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if !varNameRE.MatchString(k) {
+			return controller.FieldError("variables", "variable names must match %s", varNameRE)
+		}
+		if err := checkText("variables."+k, vars[k], maxVariableBytes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // getCall returns one call, with its events when ?include=events.
@@ -204,8 +282,9 @@ func (s *Server) callEvents(c echo.Context) error {
 	return c.JSON(http.StatusOK, EventList{Events: viewOf(c).events(orEmpty(events))})
 }
 
-// e164ish is the form of a number in a filter: a + and 2 to 15 digits.
-var e164ish = regexp.MustCompile(`^\+?[0-9]{2,15}$`)
+// e164ish is the form of a number in a filter: 2 to 15 digits, after a +
+// the first not 0.
+var e164ish = regexp.MustCompile(`^(\+[1-9][0-9]{1,14}|[0-9]{2,15})$`)
 
 // listFilters are the query parameters GET /v1/calls accepts.
 var listFilters = []string{"state", "switch", "to", "created_after", "created_before", "limit", "cursor"}
@@ -235,6 +314,14 @@ func (s *Server) listCalls(c echo.Context) error {
 	}
 	if f.To != "" && !e164ish.MatchString(f.To) {
 		return controller.FieldError("to", "must be a phone number: digits with an optional leading +")
+	}
+	if f.Switch != "" {
+		if err := checkSwitchName("switch", f.Switch); err != nil {
+			return err
+		}
+	}
+	if f.Cursor != "" && !cursorRE.MatchString(f.Cursor) {
+		return controller.FieldError("cursor", "must be a next_cursor as a page gave it")
 	}
 	var err error
 	if f.CreatedAfter, err = queryTime(q, "created_after"); err != nil {

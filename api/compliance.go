@@ -39,6 +39,20 @@ func (s *Server) checkCompliance(c echo.Context) error {
 		return controller.FieldError("to", "is required")
 	}
 	req.Purpose = controller.Purpose(purpose)
+	if err := checkPhone("to", req.To); err != nil {
+		return err
+	}
+	if req.From != "" {
+		if err := checkCallerID("from", req.From); err != nil {
+			return err
+		}
+	}
+	if err := checkPurpose("purpose", req.Purpose); err != nil {
+		return err
+	}
+	if req.Region != "" && !regionRE.MatchString(req.Region) {
+		return controller.FieldError("region", "must be an ISO 3166 alpha-2 region such as US")
+	}
 	if at != "" {
 		t, err := time.Parse(time.RFC3339, at)
 		if err != nil {

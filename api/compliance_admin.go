@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/callgate/callgate/controller"
+	"github.com/callgate/callgate/controller/compliance"
 )
 
 // importPath is the route of a do-not-call upload: it has its own body
@@ -139,7 +140,7 @@ func numberQuery(c echo.Context) (string, error) {
 	if n == "" {
 		return "", controller.FieldError("number", "is required")
 	}
-	return n, nil
+	return n, checkPhone("number", n)
 }
 
 // consentFields are the members POST /v1/consents accepts.
@@ -179,6 +180,9 @@ func (s *Server) createConsent(c echo.Context) error {
 		return controller.FieldError("number", "is required")
 	}
 	in.Purpose, in.CallID = controller.Purpose(purpose), controller.CallID(callID)
+	if err := checkConsent(in); err != nil {
+		return err
+	}
 	if givenAt != nil {
 		in.GivenAt = *givenAt
 	}
@@ -270,6 +274,19 @@ func (s *Server) createRefusal(c echo.Context) error {
 	if req.Number == "" {
 		return controller.FieldError("number", "is required")
 	}
+	if err := checkPhone("number", req.Number); err != nil {
+		return err
+	}
+	if req.Source != "" {
+		if err := checkOneOf("source", req.Source, refusalSources...); err != nil {
+			return err
+		}
+	}
+	if callID != "" {
+		if err := checkUUID("call_id", callID); err != nil {
+			return err
+		}
+	}
 	req.CallID = controller.CallID(callID)
 	out, err := adm.LockNumber(c.Request().Context(), tenant(c), req)
 	if err != nil {
@@ -337,6 +354,9 @@ func (s *Server) createDNCList(c echo.Context) error {
 		obj.str("kind", &l.Kind),
 		obj.str("source", &l.Source),
 	); err != nil {
+		return err
+	}
+	if err := checkDNCList(l); err != nil {
 		return err
 	}
 	out, err := adm.CreateDNCList(c.Request().Context(), tenant(c), l)
@@ -428,9 +448,9 @@ func (s *Server) importDNC(c echo.Context) error {
 	if err != nil || mt != "text/csv" {
 		return &controller.Error{Code: codeUnsupportedMediaType, Field: "Content-Type", Message: "the upload must be text/csv"}
 	}
-	body := c.Request().Body
-	if body == nil {
-		body = http.NoBody
+	body, err := nonBlank(c.Request().Body)
+	if err != nil {
+		return err
 	}
 	rep, err := adm.ImportDNC(c.Request().Context(), tenant(c), c.Param("id"), body, opts)
 	if err != nil {
@@ -470,11 +490,20 @@ func (s *Server) putPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	id := c.Param("id")
+	if err := checkID("id", id); err != nil {
+		return err
+	}
 	body, err := readRawObject(c)
 	if err != nil {
 		return err
 	}
-	out, err := adm.PutPolicy(c.Request().Context(), tenant(c), c.Param("id"), body)
+	// The service decodes the document too; decoding it here refuses
+	// unknown members and wrong types before anything is stored.
+	if _, err := compliance.DecodePolicy(body); err != nil {
+		return err
+	}
+	out, err := adm.PutPolicy(c.Request().Context(), tenant(c), id, body)
 	if err != nil {
 		return err
 	}
@@ -535,6 +564,11 @@ func (s *Server) assignPolicy(c echo.Context) error {
 	a := controller.PolicyAssignment{PolicyID: c.Param("id")}
 	if err := obj.str("campaign_id", &a.CampaignID); err != nil {
 		return err
+	}
+	if a.CampaignID != "" {
+		if err := checkID("campaign_id", a.CampaignID); err != nil {
+			return err
+		}
 	}
 	if err := adm.AssignPolicy(c.Request().Context(), tenant(c), a); err != nil {
 		return err

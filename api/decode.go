@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -347,7 +348,8 @@ func readBody(req *http.Request) ([]byte, error) {
 }
 
 // readNumber reads a body that is {"number": "…"} and returns the number.
-// Returns EINVALID naming "number" when it is missing or empty.
+// Returns EINVALID naming "number" when it is missing, empty or not of a
+// phone number's form (checkPhone).
 func readNumber(c echo.Context) (string, error) {
 	obj, err := readObject(c, false, "number")
 	if err != nil {
@@ -360,7 +362,7 @@ func readNumber(c echo.Context) (string, error) {
 	if n == "" {
 		return "", controller.FieldError("number", "is required")
 	}
-	return n, nil
+	return n, checkPhone("number", n)
 }
 
 // orEmpty returns s, or an empty slice for nil, so a list encodes as [].
@@ -390,4 +392,44 @@ func wholeNumber(name, v string, lo, hi int64) (int64, error) {
 		return 0, bad
 	}
 	return n, nil
+}
+
+// errEmptyDNCCSV answers an upload with no row at all.
+var errEmptyDNCCSV = controller.FieldError("csv", "the upload is empty: a number per row is needed")
+
+// maxBlankPeek bounds the white space nonBlank holds before it gives up
+// looking and hands the upload on.
+const maxBlankPeek = 64 << 10
+
+// nonBlank returns a reader of the whole of body once it has seen a byte
+// that is not white space, so an upload of nothing is refused before a
+// service sees it. Returns errEmptyDNCCSV for an empty or blank body,
+// *http.MaxBytesError past the body limit.
+func nonBlank(body io.Reader) (io.Reader, error) {
+	if body == nil {
+		return nil, errEmptyDNCCSV
+	}
+	br := bufio.NewReader(body)
+	var lead bytes.Buffer // the white space read, handed on: line numbers count it
+	for lead.Len() < maxBlankPeek {
+		b, err := br.ReadByte()
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil, errEmptyDNCCSV
+		case err != nil:
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, err
+			}
+			return nil, controller.Errorf(controller.EINVALID, "reading the upload: %v", err)
+		}
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			if err := br.UnreadByte(); err != nil {
+				return nil, fmt.Errorf("reading the upload: %w", err)
+			}
+			return io.MultiReader(&lead, br), nil
+		}
+		lead.WriteByte(b)
+	}
+	return io.MultiReader(&lead, br), nil
 }

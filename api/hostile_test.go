@@ -103,7 +103,7 @@ var hostileInputs = map[string]hostileInput{
 	"POST /v1/calls/:id/tags":   {body: bodyObject, fields: map[string]hostileKind{"disposition": hkString}, valid: `{"tags":{"interest":"high"},"disposition":"callback"}`},
 	"POST /v1/compliance/check": {body: bodyObject, valid: `{"to":"+15558880009"}`,
 		fields: map[string]hostileKind{"to": hkString, "from": hkString, "purpose": hkString, "region": hkString, "at": hkTime}},
-	"POST /v1/consents":              {body: bodyObject, fields: hostileConsentFields, valid: `{"number":"+15558880009","purpose":"marketing","source":"api"}`},
+	"POST /v1/consents":              {body: bodyObject, fields: hostileConsentFields, valid: `{"number":"+15558880009","purpose":"marketing","source":"api_import"}`},
 	"POST /v1/consents/:id/revoke":   {body: bodyObject, emptyOK: true, valid: `{}`},
 	"POST /v1/refusals/:id/lift":     {body: bodyObject, emptyOK: true, valid: `{}`},
 	"POST /v1/dnc/lists/:id/numbers": {body: bodyObject, fields: map[string]hostileKind{"number": hkString}, valid: `{"number":"+15558880009"}`},
@@ -208,37 +208,47 @@ type hostileCase struct {
 	phones []string // digit runs the answer must not echo
 }
 
-// knownGaps are cases the API does not yet reject, keyed by route,
-// location and class, each with why. They still run: they may not answer
+// knownGaps are cases the API does not reject, keyed by route, location
+// and class, each with why: a value of the class that is well formed for
+// its field ("not a gap"), or a check that is a service's own (campaign
+// targeting). They still run: they may not answer
 // 5xx, and any 4xx they do answer must be in the error shape with no
 // effect; only "not rejected" (and, where allow5xx says so, a 5xx) is
 // tolerated. In a key, * stands for any run of characters but a space.
 // Fix the handler, then remove the entry (the test logs entries that no
 // longer fail).
 var knownGaps = map[string]hostileGap{
-	// Body members: the API checks only the JSON type and forwards the
-	// text. The real services validate some of them (noted); the API does not.
-	"POST /v1/calls body.* value-*":                         {reason: "members forwarded unchecked (timeout_seconds -1 and 16 digits pass too); only dialer.Service.validate (CheckText, ParseNumber, ranges) stands before the store and the switch"},
-	"POST /v1/compliance/check body.* value-*":              {reason: "dry run: to/from/purpose/region forwarded unchecked (dialer parses to and from; purpose and region unchecked); answered 200"},
-	"POST /v1/consents body.* value-*":                      {reason: "members forwarded unchecked; postgres checks number only (checkE164), not source/proof_ref/prompt_id/prompt_version/digit/call_id/purpose"},
-	"POST /v1/refusals body.* value-*":                      {reason: "members forwarded unchecked; postgres checks number only, not source/call_id"},
-	"POST /v1/dnc/lists body.* value-*":                     {reason: "members forwarded unchecked; postgres checks id (CheckText, ≤200) only, not name/kind/source"},
-	"POST /v1/dnc/lists/:id/numbers body.number value-*":    {reason: "number forwarded unchecked (postgres checkE164 is the only check)"},
-	"POST /v1/caller-ids body.number value-*":               {reason: "number forwarded unchecked (postgres checkE164 is the only check)"},
-	"POST /v1/policies/:id/assign body.campaign_id value-*": {reason: "campaign_id forwarded unchecked"},
+	// Not gaps: values the API checks for their form that are well formed.
+	// What they name (a switch, a flow, an agent) need not exist; the
+	// service says so when it does not.
+	"POST /v1/calls body.from value-number":                      {reason: "not a gap: 16 digits are a caller ID number as documented (3 to 20 digits with an optional +; it need not be E.164)"},
+	"POST /v1/compliance/check body.from value-number":           {reason: "not a gap: 16 digits are a caller ID number as documented (3 to 20 digits with an optional +; it need not be E.164)"},
+	"POST /v1/calls body.switch value-number":                    {reason: "not a gap: \"abc\" and 16 digits are well-formed switch names (the service answers 404 for a switch it does not have; the fake ignores the switch)"},
+	"GET /v1/calls query.switch value-number":                    {reason: "not a gap: \"abc\" and 16 digits are well-formed switch names; filtering on a switch that does not exist finds no call"},
+	"GET /v1/calls query.cursor value-number":                    {reason: "not a gap: \"abc\" and 16 digits are well-formed cursors (URL-safe characters); the cursor is opaque to the API, the store answers 400 for one it did not issue, the fake ignores it"},
+	"POST /v1/calls body.flow_id value-number":                   {reason: "not a gap: \"abc\" and 16 digits are well-formed flow IDs; the service checks a flow ID's form, not that the flow exists"},
+	"POST /v1/calls body.agent_id value-number":                  {reason: "not a gap: \"abc\" and 16 digits are well-formed agent IDs (letters, digits, _ . -, at most 200)"},
+	"POST /v1/calls body.variables value-key-number":             {reason: "not a gap: \"abc\" is a well-formed variable name; whether it may be set (cg_ prefix or the operator's list) is the service's to say"},
+	"POST /v1/policies/:id/assign body.campaign_id value-number": {reason: "not a gap: \"abc\" and 16 digits are well-formed IDs (the assignment does not check that the campaign exists)"},
+	"PUT /v1/policies/:id path.id value-number":                  {reason: "not a gap: \"abc\" and 16 digits are well-formed policy IDs (letters, digits, _ . -, at most 200)"},
+	"PUT /v1/flows/:id path.id value-number":                     {reason: "not a gap: \"abc\" and 16 digits are well-formed flow IDs"},
+	"POST /v1/prompts/:name path.name value-number":              {reason: "not a gap: \"abc\" and 16 digits are well-formed prompt names"},
+	"POST /v1/dnc/lists body.id value-number":                    {reason: "not a gap: \"abc\" and 16 digits are well-formed list IDs (letters, digits, _ . -, at most 200)"},
+	"POST /v1/consents body.prompt_id value-number":              {reason: "not a gap: \"abc\" and 16 digits are well-formed prompt IDs (letters, digits, _ . -, at most 200)"},
 
-	// Ids and names from the path become stored identifiers as given.
-	"PUT /v1/policies/:id path.id value-*":              {reason: "id stored as given (SQL/ESL/traversal/4 KiB); postgres policy_store checks CheckText and ≤200 only"},
-	"PUT /v1/flows/:id path.id value-*":                 {reason: "flow id stored as given: no charset or length check at the API"},
-	"POST /v1/prompts/:name path.name value-*":          {reason: "prompt name stored as given: no charset or length check at the API"},
-	"POST /v1/prompts/:name multipart.text value-*":     {reason: "prompt text forwarded unchecked (control characters, NUL, 4 KiB)"},
-	"POST /v1/prompts/:name multipart.filename value-*": {reason: "audio part's file name is ignored (harmless: the name comes from the path) but not rejected"},
-
-	// Documents handed to the service undecoded.
-	"PUT /v1/policies/:id body unknown":        {reason: "policy document forwarded undecoded: unknown members are the policy decoder's to reject"},
-	"PUT /v1/flows/:id body unknown":           {reason: "readFlow checks only the media type: empty, malformed and non-object bodies reach SaveFlow (the 500 is the fake echoing the stored bytes)", allow5xx: true},
-	"POST /v1/flows/validate body unknown":     {reason: "readFlow checks only the media type: empty, malformed and non-object bodies are validated and answered 200"},
-	"POST /v1/dnc/lists/:id/import body empty": {reason: "an empty CSV upload reaches ImportDNC and is answered 200"},
+	// Not gaps: free text, checked with controller.CheckText and a length
+	// bound, which `1; SELECT pg_sleep(10)`, commas, "&park()", "abc",
+	// "../../etc/passwd" and "%00" pass (drivers escape commas and spaces;
+	// SQL is always parameterised; no path is built from these).
+	"POST /v1/calls body.caller_id_name value-*":    {reason: "not a gap: the caller ID name is free text under CheckText and 64 bytes, which some of these values pass"},
+	"POST /v1/calls body.variables value-sql":       {reason: "not a gap: variable values are free text under CheckText and 256 bytes, which some of these values pass"},
+	"POST /v1/calls body.variables value-esl":       {reason: "not a gap: variable values are free text under CheckText and 256 bytes, which some of these values pass"},
+	"POST /v1/calls body.variables value-number":    {reason: "not a gap: variable values are free text under CheckText and 256 bytes, which some of these values pass"},
+	"POST /v1/calls body.variables value-traversal": {reason: "not a gap: variable values are free text under CheckText and 256 bytes, which some of these values pass"},
+	"POST /v1/consents body.proof_ref value-*":      {reason: "not a gap: a proof reference is free text under CheckText and 2048 bytes, which some of these values pass"},
+	"POST /v1/dnc/lists body.name value-*":          {reason: "not a gap: a list's name is free text under CheckText and 200 bytes, which some of these values pass"},
+	"POST /v1/dnc/lists body.source value-*":        {reason: "not a gap: a list's source is free text under CheckText and 2048 bytes, which some of these values pass"},
+	"POST /v1/prompts/:name multipart.text value-*": {reason: "not a gap: a prompt's text is the words it speaks, free text under CheckText and 8 KiB, which some of these values pass"},
 
 	// Not gaps: a disposition is a word, so "abc" from the number cases is
 	// a valid one.
@@ -248,7 +258,7 @@ var knownGaps = map[string]hostileGap{
 	"* /v1/campaigns* body.name value-*":                             {reason: "not a gap: a campaign name is free text; `1; SELECT pg_sleep(10)`, \"abc\", \"../../etc/passwd\" and \"&park()\" are valid names (the service, like the fake, applies CheckText and 1 to 200 characters)"},
 	"* /v1/campaigns* body.caller_id_name value-*":                   {reason: "not a gap: the caller ID name is free text under CheckText and 64 characters, which these values pass"},
 	"* /v1/campaigns* body.flow_id value-number":                     {reason: "\"abc\" and 16 digits are well-formed flow IDs; the service checks a flow ID's form, not that the flow exists"},
-	"* /v1/campaigns* body.target value-*":                           {reason: "the fake does not parse targeting expressions (dialer.ParseTarget does; \"abc\" is a valid one: the tag abc is set)"},
+	"* /v1/campaigns* body.target value-*":                           {reason: "a targeting expression is controller/dialer's grammar (ParseTarget, run by the campaign service before a campaign is stored; \"abc\" is a valid one: the tag abc is set); quotes are part of it, so no charset check at the API can stand in for it, and the fake does not parse it"},
 	"* /v1/campaigns* body.max_cps value-number":                     {reason: "not a gap: 1.5 and 1e3 are valid calls-per-second rates"},
 	"* /v1/campaigns* body.conversion_dispositions value-number":     {reason: "not a gap: \"abc\" is a valid disposition to count as a conversion"},
 	"POST /v1/lead-lists body.name value-*":                          {reason: "not a gap: a lead list name is free text under CheckText and 200 characters, which some of these values pass"},
@@ -263,10 +273,7 @@ var knownGaps = map[string]hostileGap{
 	"POST /v1/agents/:id/wrapup body.* value-*":     {reason: "not a gap: \"abc\" is a valid disposition and tag name, and tag values are free text under CheckText and 128 bytes; the first case accepted ends alice's wrap-up, and later ones are 409"},
 
 	// Query parameters.
-	"GET /v1/calls query.* value-*":         {reason: "filters forwarded unchecked (state not checked with CallState.Valid, to not parsed); limit accepts \"+0123\" (strconv.Atoi takes a sign)"},
-	"GET /v1/consents query.number value-*": {reason: "number forwarded unchecked; answered 200 with an empty list"},
-	"GET /v1/refusals query.number value-*": {reason: "number forwarded unchecked; answered 200 with an empty list"},
-	"GET /v1/audit query.* value-number":    {reason: "after and limit accept \"+0123\" (strconv takes a sign and leading zeros); after has no upper bound"},
+	"GET /v1/audit query.after value-number": {reason: "not a gap: 16 digits are a valid sequence number to page after (an empty page)"},
 }
 
 // hostileGap is a known gap: why, and whether the case may answer 5xx.

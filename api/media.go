@@ -8,8 +8,10 @@ import (
 	"io"
 	"math"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -87,7 +89,13 @@ func (s *Server) recordingCall(c echo.Context, query ...string) (controller.Reco
 	return s.recordings, checkQuery(c.QueryParams(), query...)
 }
 
-// readFlow reads a flow document body: JSON, at most maxFlowBytes.
+// flowMembers are the top-level members of a flow document (openapi.yaml
+// FlowDocument; controller/ivr decodes the rest strictly).
+var flowMembers = []string{"name", "start", "opening_ms_max", "nodes"}
+
+// readFlow reads a flow document body: one JSON object of flowMembers, at
+// most maxFlowBytes. Unknown or duplicate top-level members are EINVALID
+// naming the member.
 func readFlow(c echo.Context) ([]byte, error) {
 	if err := checkJSONContentType(c.Request().Header.Get(echo.HeaderContentType)); err != nil {
 		return nil, err
@@ -99,6 +107,9 @@ func readFlow(c echo.Context) ([]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		return nil, controller.FieldError("flow", "the body must be a flow document: one JSON object")
+	}
+	if _, err := parseObject(trimmed, "", func(k string) bool { return slices.Contains(flowMembers, k) }); err != nil {
+		return nil, err
 	}
 	return body, nil
 }
@@ -330,12 +341,20 @@ func (s *Server) uploadPrompt(c echo.Context) error {
 			if err := plainText(name, string(v)); err != nil {
 				return err
 			}
+			if err := controller.CheckText(name, string(v)); err != nil {
+				return err
+			}
 			if name == "text" {
 				p.Text = string(v)
 			} else {
 				p.Language = string(v)
 			}
 		case "audio":
+			if file, ok := partFileName(part); ok {
+				if err := checkFileName("audio", file); err != nil {
+					return err
+				}
+			}
 			if p.Text == "" {
 				return controller.FieldError("text", "is required, before the audio part: the words the prompt speaks")
 			}
@@ -348,6 +367,18 @@ func (s *Server) uploadPrompt(c echo.Context) error {
 			return controller.FieldError(name, "unknown form field")
 		}
 	}
+}
+
+// partFileName returns the file name a part's Content-Disposition gives,
+// as sent: mime/multipart's FileName keeps only its last element, which
+// would hide a path.
+func partFileName(part *multipart.Part) (string, bool) {
+	_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+	if err != nil {
+		return "", false
+	}
+	name, ok := params["filename"]
+	return name, ok
 }
 
 func (s *Server) listPrompts(c echo.Context) error {

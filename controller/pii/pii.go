@@ -8,8 +8,10 @@
 //	0x01 | len(keyID) | keyID | salt (16) | nonce (12) | ciphertext and tag
 //
 // Its AES key is derived (HKDF-SHA256) from master key keyID with the
-// random salt, so no key encrypts more than one value and GCM's random-nonce
-// limit never comes near. The field name is the additional data: a value
+// random salt. A process seals with one derived key (one salt) for at most
+// maxUses values, then draws a new salt, so GCM's random-nonce limit (2^32
+// messages per key) is never approached; opening caches the keys of recent
+// salts. The field name is the additional data: a value
 // sealed as one field does not open as another. Rotating the master key
 // re-seals every value (see the store's ResealPersonalData); the index key
 // is never rotated, since every controller of a database must compute the
@@ -21,6 +23,8 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/recording"
@@ -47,10 +51,34 @@ const (
 
 var _ controller.PersonalData = (*Keys)(nil)
 
+// maxUses bounds the values one derived key seals.
+const maxUses = 1 << 28
+
+// refreshEvery is how often Seal checks the keyring file for a rotation by
+// another process; the rotation waits longer than this (recording.
+// RotateGrace) before it moves values to the new key.
+const refreshEvery = 200 * time.Millisecond
+
+// openCacheSize bounds the derived keys Open keeps.
+const openCacheSize = 4096
+
 // Keys seals and indexes personal data with a keyring's keys. It is safe for
 // concurrent use and follows the keyring's rotations (Refresh).
 type Keys struct {
 	kr *recording.Keyring
+
+	mu        sync.Mutex
+	checked   time.Time // keyring file last checked for a rotation
+	sealer    *derived  // the derived key Seal uses
+	sealUses  int
+	openCache map[string]cipher.AEAD // keyID + salt → derived key
+}
+
+// derived is a key derived from a master key with a salt.
+type derived struct {
+	keyID string
+	salt  []byte
+	aead  cipher.AEAD
 }
 
 // New returns Keys on kr, which must hold an index key.
@@ -62,7 +90,7 @@ func New(kr *recording.Keyring) (*Keys, error) {
 		return nil, controller.Errorf(controller.EINVALID,
 			"the keyring %s has no index key: run `callgate keys init --file %s` once and give every controller the updated file", kr.Path(), kr.Path())
 	}
-	return &Keys{kr: kr}, nil
+	return &Keys{kr: kr, openCache: map[string]cipher.AEAD{}}, nil
 }
 
 // Keyring returns the keyring the keys come from.
@@ -91,30 +119,50 @@ func SealedPrefix(id string) []byte {
 }
 
 // Seal encrypts value as field under the current master key. It reloads
-// the keyring file first if it changed (a rotation by another process), so
-// no value is sealed under a key that rotation is about to retire.
+// the keyring file first if it changed (a rotation by another process; the
+// file is checked every refreshEvery), so no value is sealed under a key
+// that a rotation is about to retire.
 func (k *Keys) Seal(field, value string) ([]byte, error) {
-	if err := k.kr.Refresh(); err != nil {
+	d, err := k.sealKey()
+	if err != nil {
 		return nil, fmt.Errorf("sealing %s: %w", field, err)
+	}
+	out := make([]byte, 0, 2+len(d.keyID)+saltSize+nonceSize+len(value)+d.aead.Overhead())
+	out = append(out, SealedPrefix(d.keyID)...)
+	out = append(out, d.salt...)
+	nonce := make([]byte, nonceSize)
+	rand.Read(nonce)
+	out = append(out, nonce...)
+	return d.aead.Seal(out, nonce, []byte(value), []byte(aadPrefix+field)), nil
+}
+
+// sealKey returns the derived key to seal the next value with.
+func (k *Keys) sealKey() (*derived, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if now := time.Now(); now.Sub(k.checked) >= refreshEvery {
+		if err := k.kr.Refresh(); err != nil {
+			return nil, err
+		}
+		k.checked = now
+	}
+	if d := k.sealer; d != nil && d.keyID == k.kr.CurrentID() && k.sealUses < maxUses {
+		k.sealUses++
+		return d, nil
 	}
 	salt := make([]byte, saltSize)
 	rand.Read(salt)
 	id, key, err := k.kr.DeriveKey("", salt, sealInfo)
 	if err != nil {
-		return nil, fmt.Errorf("sealing %s: %w", field, err)
+		return nil, err
 	}
 	defer clear(key)
 	aead, err := newGCM(key)
 	if err != nil {
-		return nil, fmt.Errorf("sealing %s: %w", field, err)
+		return nil, err
 	}
-	out := make([]byte, 0, 2+len(id)+saltSize+nonceSize+len(value)+aead.Overhead())
-	out = append(out, SealedPrefix(id)...)
-	out = append(out, salt...)
-	nonce := make([]byte, nonceSize)
-	rand.Read(nonce)
-	out = append(out, nonce...)
-	return aead.Seal(out, nonce, []byte(value), []byte(aadPrefix+field)), nil
+	k.sealer, k.sealUses = &derived{keyID: id, salt: salt, aead: aead}, 1
+	return k.sealer, nil
 }
 
 // Open decrypts a value Seal sealed as field. Returns EINTERNAL for a
@@ -125,18 +173,7 @@ func (k *Keys) Open(field string, sealed []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("opening %s: %w", field, err)
 	}
-	_, key, err := k.kr.DeriveKey(id, salt, sealInfo)
-	if err != nil {
-		// Sealed under a key another process added since we loaded the file?
-		if rerr := k.kr.Refresh(); rerr == nil {
-			_, key, err = k.kr.DeriveKey(id, salt, sealInfo)
-		}
-		if err != nil {
-			return "", fmt.Errorf("opening %s: %w", field, err)
-		}
-	}
-	defer clear(key)
-	aead, err := newGCM(key)
+	aead, err := k.openKey(id, salt)
 	if err != nil {
 		return "", fmt.Errorf("opening %s: %w", field, err)
 	}
@@ -146,6 +183,38 @@ func (k *Keys) Open(field string, sealed []byte) (string, error) {
 			controller.Errorf(controller.EINTERNAL, "the sealed value does not authenticate under master key %q", id))
 	}
 	return string(plain), nil
+}
+
+// openKey returns the key derived from master key id with salt, cached.
+func (k *Keys) openKey(id string, salt []byte) (cipher.AEAD, error) {
+	cacheKey := id + "\x00" + string(salt)
+	k.mu.Lock()
+	aead, ok := k.openCache[cacheKey]
+	k.mu.Unlock()
+	if ok && !k.kr.Retired(id) {
+		return aead, nil
+	}
+	_, key, err := k.kr.DeriveKey(id, salt, sealInfo)
+	if err != nil {
+		// Sealed under a key another process added since we loaded the file?
+		if rerr := k.kr.Refresh(); rerr == nil {
+			_, key, err = k.kr.DeriveKey(id, salt, sealInfo)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	defer clear(key)
+	if aead, err = newGCM(key); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	if len(k.openCache) >= openCacheSize {
+		clear(k.openCache)
+	}
+	k.openCache[cacheKey] = aead
+	k.mu.Unlock()
+	return aead, nil
 }
 
 // KeyIDOf returns the master key a sealed value was sealed under.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/callgate/callgate/controller"
 )
@@ -53,6 +54,11 @@ func (s *Service) RotateKeys(ctx context.Context, also RotatePass) (newKeyID str
 	return newID, n, err
 }
 
+// RotateGrace is how long RotateKeyring waits, once the new key is saved,
+// before it moves values to it: longer than any process takes to notice
+// the keyring file changed.
+const RotateGrace = 500 * time.Millisecond
+
 // RotatePass moves what it covers under master key newID and returns how
 // many values it moved (0: nothing is left under older keys).
 type RotatePass func(ctx context.Context, newID string) (int, error)
@@ -71,6 +77,14 @@ func RotateKeyring(ctx context.Context, kr *Keyring, pass RotatePass) (newKeyID 
 	if err := kr.Save(); err != nil {
 		kr.undoRotate(prev, newID)
 		return "", 0, fmt.Errorf("rotating keys: %w", err)
+	}
+	// Processes check the file for a new key every 200 ms before they seal
+	// (controller/pii): give them the time to load it, so the passes below
+	// find the stragglers.
+	select {
+	case <-ctx.Done():
+		return newID, 0, fmt.Errorf("rotating keys (older keys kept): %w", ctx.Err())
+	case <-time.After(RotateGrace):
 	}
 	n := 0
 	for i := 0; ; i++ {

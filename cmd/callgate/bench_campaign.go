@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -66,8 +68,20 @@ func runBenchLeads(ctx context.Context, args []string, getenv func(string) strin
 	fs := flag.NewFlagSet("bench leads", flag.ContinueOnError)
 	rows := fs.Int("rows", 1_000_000, "rows in the CSV")
 	dsn := fs.String("database-url", getenv("CALLGATE_DATABASE_URL"), "PostgreSQL URL (CALLGATE_DATABASE_URL)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the import to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *rows < 1 || *rows > 10_000_000 {
 		return errors.New("bench leads: --rows must be between 1 and 10000000")
@@ -84,6 +98,14 @@ func runBenchLeads(ctx context.Context, args []string, getenv func(string) strin
 	}
 	defer db.Close()
 	store := postgres.NewStore(db)
+	keysFile, err := benchKeysFile(getenv)
+	if err != nil {
+		return err
+	}
+	// Leads are sealed with the database's keyring, as a controller would.
+	if err := (&Main{Config: Config{KeysFile: keysFile}, Logger: slog.New(slog.DiscardHandler)}).openKeys(ctx, store); err != nil {
+		return err
+	}
 	cs, err := benchCampaigns(store)
 	if err != nil {
 		return err

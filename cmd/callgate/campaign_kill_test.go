@@ -143,7 +143,8 @@ func TestE2ECampaignSurvivesKill9(t *testing.T) {
 	db, err := postgres.Open(ctx, dsn)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
-	store := postgres.NewStore(db)
+	keysFile := testKeysFile(t)
+	store := keyedStore(t, db, keysFile)
 	admin := campaignAdmin(t, ctx, store)
 
 	cfg := DefaultConfig()
@@ -152,7 +153,7 @@ func TestE2ECampaignSurvivesKill9(t *testing.T) {
 	cfg.Migrate = false
 	cfg.InstanceID = "kill-test" // the restart comes back under the same ID
 	cfg.Policy = "lab"
-	cfg.KeysFile = testKeysFile(t)
+	cfg.KeysFile = keysFile
 	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
 	cfg.Switches = []SwitchConfig{{Name: "fs1", Kind: "freeswitch", Address: sim.Addr(), Password: "kill-secret",
 		DialTemplate: "loopback/{number}/callgate-test"}}
@@ -230,14 +231,15 @@ func TestE2ECampaignTwoControllers(t *testing.T) {
 	db, err := postgres.Open(ctx, dsn)
 	require.NoError(t, err)
 	t.Cleanup(db.Close)
-	store := postgres.NewStore(db)
+	keysFile := testKeysFile(t) // one keyring for both controllers and the admin
+	store := keyedStore(t, db, keysFile)
 	admin := campaignAdmin(t, ctx, store)
 
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DatabaseURL = dsn
 	cfg.Policy = "lab"
-	cfg.KeysFile = testKeysFile(t) // one keyring for both controllers
+	cfg.KeysFile = keysFile
 	cfg.Dialer.HeartbeatInterval = 200 * time.Millisecond
 	for i, sim := range sims {
 		cfg.Switches = append(cfg.Switches, SwitchConfig{Name: []string{"fs1", "fs2"}[i], Kind: "freeswitch",

@@ -15,6 +15,8 @@ import (
 
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/calltest"
+	"github.com/callgate/callgate/controller/pii"
+	"github.com/callgate/callgate/controller/postgres"
 	"github.com/callgate/callgate/controller/postgres/pgtest"
 	"github.com/callgate/callgate/controller/recording"
 	"github.com/callgate/callgate/controller/switchsim"
@@ -119,6 +121,19 @@ func testKeysFile(t *testing.T) string {
 	_, err := recording.GenerateKeyring(path)
 	require.NoError(t, err)
 	return path
+}
+
+// keyedStore returns a store on db that seals numbers with the keyring in
+// keysFile, as the controllers of the test do.
+func keyedStore(t *testing.T, db *postgres.DB, keysFile string) *postgres.Store {
+	t.Helper()
+	kr, err := recording.LoadKeyring(keysFile)
+	require.NoError(t, err)
+	keys, err := pii.New(kr)
+	require.NoError(t, err)
+	store := postgres.NewStore(db)
+	store.SetPersonalData(keys)
+	return store
 }
 
 // newE2E wraps a running Main, with a client that sends the admin token of

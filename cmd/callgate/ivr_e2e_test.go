@@ -390,7 +390,7 @@ func TestE2ECrashLeavesNoPlaintext(t *testing.T) {
 	require.NoError(t, postgres.Migrate(ctx, dsn))
 	db, err := postgres.Open(ctx, dsn)
 	require.NoError(t, err)
-	store := postgres.NewStore(db)
+	store := keyedStore(t, db, mc.KeysFile)
 
 	// What the dead controller left: a finished call, its active recording
 	// and the plaintext the switch wrote.

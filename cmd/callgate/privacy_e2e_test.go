@@ -180,10 +180,16 @@ func TestE2ENoFullNumberLeaks(t *testing.T) {
 		}
 	}
 
-	// At rest, the consent and the refusal hold their number sealed: no
-	// clear column, no digits in any stored byte.
-	for _, table := range []string{"consents", "refusals"} {
-		rows, err := x.m.db.Pool().Query(context.Background(), `SELECT coalesce(number, ''), number_index, number_sealed FROM `+table)
+	// At rest, the consent, the refusal, the calls and their attempts hold
+	// their number sealed: no clear column, no digits in any stored byte.
+	for _, c := range []struct{ table, cols string }{
+		{"consents", "coalesce(number, ''), number_index, number_sealed"},
+		{"refusals", "coalesce(number, ''), number_index, number_sealed"},
+		{"calls", "coalesce(to_number, ''), to_index, to_sealed"},
+		{"attempts", "coalesce(to_number, ''), to_index, to_index"},
+	} {
+		table := c.table
+		rows, err := x.m.db.Pool().Query(context.Background(), `SELECT `+c.cols+` FROM `+table)
 		require.NoError(t, err)
 		n := 0
 		for rows.Next() {
@@ -199,7 +205,7 @@ func TestE2ENoFullNumberLeaks(t *testing.T) {
 			n++
 		}
 		require.NoError(t, rows.Err())
-		require.Equal(t, 1, n, table)
+		require.NotZero(t, n, table)
 	}
 
 	// Admin sees the numbers, and exports them for the regulator.

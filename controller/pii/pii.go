@@ -96,11 +96,20 @@ func New(kr *recording.Keyring) (*Keys, error) {
 // Keyring returns the keyring the keys come from.
 func (k *Keys) Keyring() *recording.Keyring { return k.kr }
 
+// IndexSize is the length of a blind index: HMAC-SHA256 truncated to 128
+// bits (small, randomly ordered keys are what the database indexes; a
+// collision is as likely as guessing a 128-bit key).
+const IndexSize = 16
+
 // NumberIndex returns the blind index of a phone number (E.164): the same
-// number always gives the same 32 bytes, with every controller that has the
-// same index key.
+// number always gives the same IndexSize bytes, with every controller that
+// has the same index key.
 func (k *Keys) NumberIndex(number string) ([]byte, error) {
-	return k.kr.IndexMAC(numberDomain, []byte(number))
+	mac, err := k.kr.IndexMAC(numberDomain, []byte(number))
+	if err != nil {
+		return nil, err
+	}
+	return mac[:IndexSize], nil
 }
 
 // Fingerprint identifies the index key without revealing it; a database

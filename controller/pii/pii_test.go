@@ -58,7 +58,7 @@ func TestNumberIndex(t *testing.T) {
 	b, err := k.NumberIndex("+12125551001")
 	require.NoError(t, err)
 	require.Equal(t, a, b, "deterministic")
-	require.Len(t, a, 32)
+	require.Len(t, a, pii.IndexSize)
 	c, err := k.NumberIndex("+12125551002")
 	require.NoError(t, err)
 	require.NotEqual(t, a, c)

@@ -65,7 +65,7 @@ func (s *Store) ClaimAttemptsExcept(ctx context.Context, switchName, owner strin
 	if err != nil {
 		return nil, fmt.Errorf("claiming attempts on %s: %w", switchName, translate(err))
 	}
-	calls, err := collectCalls(rows)
+	calls, err := s.collectCalls(rows)
 	if err != nil {
 		return nil, fmt.Errorf("claiming attempts on %s: %w", switchName, translate(err))
 	}
@@ -368,7 +368,7 @@ func (s *Store) InFlightCalls(ctx context.Context, switchName string) ([]control
 	if err != nil {
 		return nil, fmt.Errorf("listing in-flight calls on %s: %w", switchName, translate(err))
 	}
-	calls, err := collectCalls(rows)
+	calls, err := s.collectCalls(rows)
 	if err != nil {
 		return nil, fmt.Errorf("listing in-flight calls on %s: %w", switchName, translate(err))
 	}

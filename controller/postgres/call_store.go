@@ -40,27 +40,33 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // callColumns are the columns scanCall reads, in its order, from calls as c.
-const callColumns = `c.id::text, c.tenant_id, coalesce(c.attempt_id, 0), c.switch, c.to_number,
+const callColumns = `c.id::text, c.tenant_id, coalesce(c.attempt_id, 0), c.switch, coalesce(c.to_number, ''), c.to_sealed,
 	c.from_number, c.caller_id_name, c.timeout_ms, c.variables, c.state, c.hangup_cause,
 	c.sip_status, c.billsec, c.duration, c.reconciled, coalesce(c.idempotency_key, ''),
 	c.created_at, c.updated_at, c.answered_at, c.ended_at, c.purpose, coalesce(c.flow_id, ''),
 	coalesce(c.agent_id, ''), c.tags, c.disposition, coalesce(c.campaign_id::text, ''),
 	coalesce(c.lead_id, 0), coalesce(c.variant, ''), c.callee_zone, c.trunk`
 
-func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
+// scanCall scans callColumns (then extra) and opens the number.
+func (s *Store) scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 	var (
 		c         controller.Call
 		timeoutMS int64
 		vars      []byte
 		tags      []byte
+		sealed    []byte
 	)
-	dest := append([]any{&c.ID, &c.TenantID, &c.AttemptID, &c.Switch, &c.To,
+	dest := append([]any{&c.ID, &c.TenantID, &c.AttemptID, &c.Switch, &c.To, &sealed,
 		&c.From, &c.CallerIDName, &timeoutMS, &vars, &c.State, &c.HangupCause,
 		&c.SIPStatus, &c.Billsec, &c.Duration, &c.Reconciled, &c.IdempotencyKey,
 		&c.CreatedAt, &c.UpdatedAt, &c.AnsweredAt, &c.EndedAt, &c.Purpose, &c.FlowID, &c.AgentID, &tags, &c.Disposition,
 		&c.CampaignID, &c.LeadID, &c.Variant, &c.CalleeZone, &c.Trunk}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return c, err
+	}
+	var err error
+	if c.To, err = openNumber(s.pd, c.To, sealed); err != nil {
+		return c, fmt.Errorf("call %s: %w", c.ID, err)
 	}
 	c.Timeout = time.Duration(timeoutMS) * time.Millisecond
 	if len(tags) > 2 { // not "{}"
@@ -76,11 +82,11 @@ func scanCall(row pgx.Row, extra ...any) (controller.Call, error) {
 	return c, nil
 }
 
-func collectCalls(rows pgx.Rows) ([]controller.Call, error) {
+func (s *Store) collectCalls(rows pgx.Rows) ([]controller.Call, error) {
 	defer rows.Close()
 	var calls []controller.Call
 	for rows.Next() {
-		c, err := scanCall(rows)
+		c, err := s.scanCall(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -102,9 +108,9 @@ WITH key AS (
 ), gate AS (
 	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
 ), c AS (
-	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number,
+	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_index, to_sealed, from_number,
 		caller_id_name, timeout_ms, variables, state, idempotency_key, purpose, flow_id, agent_id, trunk)
-	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::text, $5::text,
+	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::bytea, $15::bytea, $5::text,
 		$6::text, $7::int, $8::jsonb, 'queued', nullif($9::text, ''), $11::text, nullif($12::text, ''),
 		nullif($13::text, ''), $14::text
 	FROM gate
@@ -138,10 +144,14 @@ func (s *Store) CreateCall(ctx context.Context, c controller.Call, requestHash s
 			return c, false, fmt.Errorf("creating call %s: encoding variables: %w", c.ID, err)
 		}
 	}
+	index, sealed, err := sealNumber(s.pd, c.To)
+	if err != nil {
+		return c, false, fmt.Errorf("creating call %s: %w", c.ID, err)
+	}
 	for range 3 { // a key can vanish between the insert and the lookup only if deleted
-		err := s.db.pool.QueryRow(ctx, createCallSQL, c.ID, c.TenantID, c.Switch, c.To, c.From,
+		err := s.db.pool.QueryRow(ctx, createCallSQL, c.ID, c.TenantID, c.Switch, index, c.From,
 			c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash, string(c.Purpose), c.FlowID, c.AgentID,
-			c.Trunk,
+			c.Trunk, sealed,
 		).Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt)
 		if err == nil {
 			c.State = controller.CallQueued
@@ -155,7 +165,7 @@ func (s *Store) CreateCall(ctx context.Context, c controller.Call, requestHash s
 			return c, false, fmt.Errorf("creating call %s: %w", c.ID, translate(err))
 		}
 		var hash string
-		existing, err := scanCall(s.db.pool.QueryRow(ctx, `
+		existing, err := s.scanCall(s.db.pool.QueryRow(ctx, `
 			SELECT `+callColumns+`, k.request_hash
 			FROM idempotency_keys k JOIN calls c ON c.id = k.call_id
 			WHERE k.tenant_id = $1 AND k.key = $2`, c.TenantID, c.IdempotencyKey), &hash)
@@ -181,7 +191,7 @@ func (s *Store) GetCall(ctx context.Context, tenant string, id controller.CallID
 	if _, err := uuid.Parse(string(id)); err != nil {
 		return controller.Call{}, notFound(id)
 	}
-	c, err := scanCall(s.db.pool.QueryRow(ctx,
+	c, err := s.scanCall(s.db.pool.QueryRow(ctx,
 		`SELECT `+callColumns+` FROM calls c WHERE c.id = $1 AND c.tenant_id = $2`, id, tenant))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, notFound(id)
@@ -246,7 +256,12 @@ func (s *Store) ListCalls(ctx context.Context, f controller.CallFilter) (control
 		add("c.switch = $%d", f.Switch)
 	}
 	if f.To != "" {
-		add("c.to_number = $%d", f.To)
+		index, err := s.numberIndex(f.To)
+		if err != nil {
+			return controller.CallPage{}, fmt.Errorf("listing calls: %w", err)
+		}
+		args = append(args, index, f.To)
+		where = append(where, fmt.Sprintf("(c.to_index = $%d OR c.to_number = $%d)", len(args)-1, len(args)))
 	}
 	if !f.CreatedAfter.IsZero() {
 		add("c.created_at >= $%d", f.CreatedAfter)
@@ -273,7 +288,7 @@ func (s *Store) ListCalls(ctx context.Context, f controller.CallFilter) (control
 	if err != nil {
 		return controller.CallPage{}, fmt.Errorf("listing calls: %w", translate(err))
 	}
-	calls, err := collectCalls(rows)
+	calls, err := s.collectCalls(rows)
 	if err != nil {
 		return controller.CallPage{}, fmt.Errorf("listing calls: %w", translate(err))
 	}
@@ -366,7 +381,7 @@ func (s *Store) CancelCall(ctx context.Context, tenant string, id controller.Cal
 	if _, err := uuid.Parse(string(id)); err != nil {
 		return controller.Call{}, notFound(id)
 	}
-	c, err := scanCall(s.db.pool.QueryRow(ctx, `
+	c, err := s.scanCall(s.db.pool.QueryRow(ctx, `
 		WITH c AS (
 			UPDATE calls SET state = 'canceled', updated_at = now(), ended_at = now()
 			WHERE id = $1 AND tenant_id = $2 AND state = 'queued'
@@ -408,7 +423,7 @@ func (s *Store) TagCall(ctx context.Context, tenant string, id controller.CallID
 	if err != nil {
 		return controller.Call{}, fmt.Errorf("tagging call %s: %w", id, err)
 	}
-	c, err := scanCall(s.db.pool.QueryRow(ctx, `
+	c, err := s.scanCall(s.db.pool.QueryRow(ctx, `
 		UPDATE calls c SET tags = (c.tags - $4::text[]) || $3::jsonb,
 			disposition = CASE WHEN $5::text = '' THEN c.disposition ELSE $5::text END,
 			updated_at = now()

@@ -71,7 +71,7 @@ func (s *Store) DispatchLeads(ctx context.Context, id string, max int, route con
 				return err
 			}
 			if route != nil && st.Switch == "" && d.Created > 0 {
-				if err := routeDispatched(ctx, tx, id, route); err != nil {
+				if err := routeDispatched(ctx, tx, s.pd, id, route); err != nil {
 					return fmt.Errorf("routing: %w", err)
 				}
 			}
@@ -109,18 +109,18 @@ func rateWindow(cps float64) (time.Duration, int) {
 // and records the variant. It returns how many.
 const dispatchSQL = `
 WITH l AS (
-	SELECT lead_id, phone, variant FROM campaign_leads
+	SELECT lead_id, phone, phone_index, phone_sealed, variant FROM campaign_leads
 	WHERE campaign_id = $1 AND status = 'pending' AND next_at <= now()
 		AND (NOT $13::bool OR accepted_by IS NOT NULL) -- preview: only the leads an agent accepted
 	ORDER BY next_at, lead_id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), n AS (
-	SELECT l.lead_id, l.phone, l.variant, ld.time_zone, gen_random_uuid() AS call_id,
+	SELECT l.lead_id, l.phone, l.phone_index, l.phone_sealed, l.variant, ld.time_zone, gen_random_uuid() AS call_id,
 		nextval('attempts_id_seq') AS attempt_id, row_number() OVER (ORDER BY l.lead_id) AS rn
 	FROM l JOIN leads ld ON ld.id = l.lead_id
 ), c AS (
-	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number, caller_id_name,
+	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, to_index, to_sealed, from_number, caller_id_name,
 		timeout_ms, state, purpose, flow_id, campaign_id, lead_id, variant, callee_zone)
-	SELECT n.call_id, $3::text, n.attempt_id, $4::text, n.phone,
+	SELECT n.call_id, $3::text, n.attempt_id, $4::text, n.phone, n.phone_index, n.phone_sealed,
 		coalesce(($5::text[])[1 + (($6::bigint + n.rn - 1) % greatest(cardinality($5::text[]), 1))], ''),
 		$7::text, $8::int, 'queued', $9::text,
 		nullif(coalesce((SELECT v.flow FROM unnest($11::text[], $12::text[]) AS v(name, flow)
@@ -165,7 +165,7 @@ func (s *Store) SettleLeads(ctx context.Context, id string, max int, settle func
 				e   controller.EndedLead
 				raw []byte
 			)
-			c, err := scanCall(rows, &e.LeadID, &e.Attempts, &raw, &e.Reasons)
+			c, err := s.scanCall(rows, &e.LeadID, &e.Attempts, &raw, &e.Reasons)
 			if err != nil {
 				rows.Close()
 				return err

@@ -241,10 +241,11 @@ func addCampaignLeads(ctx context.Context, tx pgx.Tx, c controller.Campaign, tar
 		return err
 	}
 	_, err = tx.Exec(ctx, `
-		INSERT INTO campaign_leads (campaign_id, lead_id, phone, variant)
-		SELECT DISTINCT ON (l.phone) $1::uuid, l.id, l.phone, `+variantSQL+` FROM leads l
+		INSERT INTO campaign_leads (campaign_id, lead_id, phone, phone_index, phone_sealed, variant)
+		SELECT DISTINCT ON (l.phone_index, l.phone) $1::uuid, l.id, l.phone, l.phone_index, l.phone_sealed,
+			`+variantSQL+` FROM leads l
 		WHERE l.tenant_id = $2 AND l.list_id = ANY($3::uuid[]) AND (`+where+`)
-		ORDER BY l.phone, l.id
+		ORDER BY l.phone_index, l.phone, l.id
 		ON CONFLICT DO NOTHING`, args...)
 	return err
 }

@@ -44,7 +44,7 @@ func (s *Store) ExportTrace(ctx context.Context, tenant string, from, to time.Ti
 	afterAt, afterID := from.Add(-time.Microsecond), "00000000-0000-0000-0000-000000000000"
 	for {
 		rows, err := s.db.pool.Query(ctx, `
-			SELECT c.id::text, c.tenant_id, c.created_at, c.ended_at, c.to_number, c.from_number, c.purpose,
+			SELECT c.id::text, c.tenant_id, c.created_at, c.ended_at, coalesce(c.to_number, ''), c.to_sealed, c.from_number, c.purpose,
 				c.state, c.hangup_cause, a.decision, a.dial_decision,
 				coalesce((SELECT array_agg(k.id::text ORDER BY k.given_at) FROM consents k
 					WHERE k.tenant_id = c.tenant_id AND k.call_id = c.id), '{}'),
@@ -60,14 +60,19 @@ func (s *Store) ExportTrace(ctx context.Context, tenant string, from, to time.Ti
 		var batch []TraceRow
 		for rows.Next() {
 			var (
-				r         TraceRow
-				dec, dial []byte
-				purpose   string
+				r                 TraceRow
+				dec, dial, sealed []byte
+				purpose           string
 			)
-			if err := rows.Scan(&r.CallID, &r.TenantID, &r.CreatedAt, &r.EndedAt, &r.To, &r.CallerID, &purpose,
+			if err := rows.Scan(&r.CallID, &r.TenantID, &r.CreatedAt, &r.EndedAt, &r.To, &sealed, &r.CallerID, &purpose,
 				&r.State, &r.HangupCause, &dec, &dial, &r.ConsentIDs, &r.RecordingIDs); err != nil {
 				rows.Close()
 				return fmt.Errorf("exporting calls: %w", translate(err))
+			}
+			var err error
+			if r.To, err = openNumber(s.pd, r.To, sealed); err != nil {
+				rows.Close()
+				return fmt.Errorf("exporting call %s: %w", r.CallID, err)
 			}
 			r.Source, r.Purpose = "api", purpose
 			for _, d := range []struct {
@@ -81,6 +86,9 @@ func (s *Store) ExportTrace(ctx context.Context, tenant string, from, to time.Ti
 				if err := json.Unmarshal(d.raw, *d.dst); err != nil {
 					rows.Close()
 					return fmt.Errorf("exporting call %s: decoding decision: %w", r.CallID, err)
+				}
+				if (*d.dst).Number == "" {
+					(*d.dst).Number = r.To // stored without it (storedDecision)
 				}
 			}
 			r.ConsentIDs = append(r.ConsentIDs, citedConsents(r.ConsentIDs, r.Decision, r.DialDecision)...)

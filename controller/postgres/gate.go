@@ -79,9 +79,9 @@ WITH key AS (
 ), gate AS (
 	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
 ), c AS (
-	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_number, from_number,
+	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_index, to_sealed, from_number,
 		caller_id_name, timeout_ms, variables, state, idempotency_key, ended_at, purpose, flow_id, agent_id, trunk)
-	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::text, $5::text,
+	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::bytea, $18::bytea, $5::text,
 		$6::text, $7::int, $8::jsonb, $11::text, nullif($9::text, ''),
 		CASE WHEN $11::text = 'blocked' THEN statement_timestamp() END, $14::text, nullif($15::text, ''),
 		nullif($16::text, ''), $17::text
@@ -89,9 +89,9 @@ WITH key AS (
 	RETURNING attempt_id, created_at, updated_at, ended_at
 ), a AS (
 	INSERT INTO attempts (id, tenant_id, call_id, status, switch, not_before, created_at,
-		decision, blocked_reasons, to_number, allowed_at)
+		decision, blocked_reasons, to_index, allowed_at)
 	SELECT c.attempt_id, $2::text, $1::uuid, $11::text, nullif($3::text, ''), c.created_at, c.created_at,
-		$12::jsonb, $13::text[], $4::text,
+		$12::jsonb, $13::text[], $4::bytea,
 		CASE WHEN $11::text = 'queued' THEN statement_timestamp() END
 	FROM c
 )
@@ -157,7 +157,7 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 		return false, d, fmt.Errorf("creating call %s: %w", c.ID, controller.Errorf(controller.EINTERNAL,
 			"the decision is about %s, the call is to %s", controller.MaskNumber(d.Number), controller.MaskNumber(c.To)))
 	}
-	raw, err := json.Marshal(d)
+	raw, err := json.Marshal(storedDecision(d))
 	if err != nil {
 		return false, d, fmt.Errorf("creating call %s: encoding decision: %w", c.ID, err)
 	}
@@ -169,9 +169,13 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 	// was taken meanwhile, and nothing was written.
 	created := false
 	b := &pgx.Batch{}
-	b.Queue(createGatedSQL, c.ID, c.TenantID, c.Switch, c.To, c.From,
+	index, sealed, err := sealNumber(s.pd, c.To)
+	if err != nil {
+		return false, d, fmt.Errorf("creating call %s: %w", c.ID, err)
+	}
+	b.Queue(createGatedSQL, c.ID, c.TenantID, c.Switch, index, c.From,
 		c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash,
-		string(state), raw, reasons, string(c.Purpose), c.FlowID, c.AgentID, c.Trunk,
+		string(state), raw, reasons, string(c.Purpose), c.FlowID, c.AgentID, c.Trunk, sealed,
 	).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt, &c.EndedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -191,6 +195,13 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 		c.State = state
 	}
 	return created, d, nil
+}
+
+// storedDecision is d as stored with its attempt: without the callee's
+// number, which the call holds sealed (readers put it back).
+func storedDecision(d controller.Decision) controller.Decision {
+	d.Number = ""
+	return d
 }
 
 // blockReasons returns the reason codes to store for a blocking decision:
@@ -238,7 +249,7 @@ func (s *Store) idempotentCall(ctx context.Context, tenant, key, requestHash str
 		raw  []byte
 		d    controller.Decision
 	)
-	existing, err := scanCall(s.db.pool.QueryRow(ctx, `
+	existing, err := s.scanCall(s.db.pool.QueryRow(ctx, `
 		SELECT `+callColumns+`, k.request_hash, a.decision
 		FROM idempotency_keys k JOIN calls c ON c.id = k.call_id
 		LEFT JOIN attempts a ON a.call_id = c.id
@@ -257,6 +268,9 @@ func (s *Store) idempotentCall(ctx context.Context, tenant, key, requestHash str
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return existing, d, false, fmt.Errorf("decoding decision of call %s: %w", existing.ID, err)
 		}
+		if d.Number == "" {
+			d.Number = existing.To // stored without it (storedDecision)
+		}
 	}
 	return existing, d, true, nil
 }
@@ -268,7 +282,7 @@ func (s *Store) RecheckAttempt(ctx context.Context, id controller.CallID, decide
 	if _, err := uuid.Parse(string(id)); err != nil {
 		return controller.Decision{}, notFound(id)
 	}
-	c, err := scanCall(s.db.pool.QueryRow(ctx, `SELECT `+callColumns+` FROM calls c WHERE c.id = $1`, id))
+	c, err := s.scanCall(s.db.pool.QueryRow(ctx, `SELECT `+callColumns+` FROM calls c WHERE c.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return controller.Decision{}, fmt.Errorf("rechecking call: %w", notFound(id))
 	}
@@ -371,7 +385,7 @@ func (s *Store) recheckRound(ctx context.Context, batch []controller.Recheck, id
 			res[i].Err = fmt.Errorf("rechecking call %s: deciding: %w", id, err)
 			continue
 		}
-		raw, err := json.Marshal(d)
+		raw, err := json.Marshal(storedDecision(d))
 		if err != nil {
 			res[i].Err = fmt.Errorf("rechecking call %s: encoding decision: %w", id, err)
 			continue
@@ -413,7 +427,7 @@ func (s *Store) recheckRound(ctx context.Context, batch []controller.Recheck, id
 		b.Queue(`
 			WITH u AS (SELECT * FROM unnest($1::uuid[], $2::jsonb[]) AS u(id, decision)),
 			a AS (
-				UPDATE attempts a SET dial_decision = u.decision, to_number = c.to_number,
+				UPDATE attempts a SET dial_decision = u.decision, to_index = c.to_index, to_number = c.to_number,
 					allowed_at = statement_timestamp()
 				FROM u, calls c
 				WHERE a.call_id = u.id AND c.id = u.id AND c.state = 'queued' AND a.status IN ('queued', 'claimed')
@@ -467,18 +481,30 @@ func (s *Store) GetAttempt(ctx context.Context, tenant string, id controller.Cal
 	if _, err := uuid.Parse(string(id)); err != nil {
 		return a, notFound(id)
 	}
-	var decision, dial []byte
+	var (
+		decision, dial, sealed []byte
+		clear                  string
+		counted                bool
+	)
 	err := s.db.pool.QueryRow(ctx, `
-		SELECT id, tenant_id, status, coalesce(to_number, ''), allowed_at, decision, dial_decision,
-			blocked_reasons, created_at
-		FROM attempts WHERE call_id = $1 AND tenant_id = $2`, id, tenant,
-	).Scan(&a.ID, &a.TenantID, &a.Status, &a.ToNumber, &a.AllowedAt, &decision, &dial,
+		SELECT a.id, a.tenant_id, a.status, coalesce(c.to_number, ''), c.to_sealed,
+			a.to_index IS NOT NULL OR a.to_number IS NOT NULL, a.allowed_at, a.decision, a.dial_decision,
+			a.blocked_reasons, a.created_at
+		FROM attempts a JOIN calls c ON c.id = a.call_id WHERE a.call_id = $1 AND a.tenant_id = $2`, id, tenant,
+	).Scan(&a.ID, &a.TenantID, &a.Status, &clear, &sealed, &counted, &a.AllowedAt, &decision, &dial,
 		&a.BlockedReasons, &a.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, notFound(id)
 	}
 	if err != nil {
 		return a, fmt.Errorf("getting attempt of call %s: %w", id, translate(err))
+	}
+	number, err := openNumber(s.pd, clear, sealed)
+	if err != nil {
+		return a, fmt.Errorf("getting attempt of call %s: %w", id, err)
+	}
+	if counted { // the number the caps counted, once the attempt was allowed
+		a.ToNumber = number
 	}
 	for _, d := range []struct {
 		raw []byte
@@ -490,6 +516,9 @@ func (s *Store) GetAttempt(ctx context.Context, tenant string, id controller.Cal
 		*d.dst = new(controller.Decision)
 		if err := json.Unmarshal(d.raw, *d.dst); err != nil {
 			return a, fmt.Errorf("decoding decision of call %s: %w", id, err)
+		}
+		if (*d.dst).Number == "" {
+			(*d.dst).Number = number // stored without it (storedDecision)
 		}
 	}
 	return a, nil

@@ -62,7 +62,7 @@ func (s *Store) CampaignCounters(ctx context.Context, id string) (controller.Cam
 // after, optionally only those with status.
 func (s *Store) CampaignLeads(ctx context.Context, id, status string, after int64, limit int) ([]controller.CampaignLead, error) {
 	rows, err := s.db.pool.Query(ctx, `
-		SELECT l.id, l.list_id::text, l.phone, l.name, l.time_zone, l.tags, l.fields,
+		SELECT l.id, l.list_id::text, coalesce(l.phone, ''), l.phone_sealed, l.name, l.time_zone, l.tags, l.fields,
 			cl.status, cl.attempts, CASE WHEN cl.status = 'pending' AND cl.next_at > '-infinity' THEN cl.next_at END,
 			cl.last_outcome, cl.disposition, coalesce(cl.call_id::text, ''), cl.variant
 		FROM campaign_leads cl JOIN leads l ON l.id = cl.lead_id
@@ -75,12 +75,16 @@ func (s *Store) CampaignLeads(ctx context.Context, id, status string, after int6
 	out := []controller.CampaignLead{}
 	for rows.Next() {
 		var (
-			cl         controller.CampaignLead
-			tags, flds []byte
+			cl                 controller.CampaignLead
+			tags, flds, sealed []byte
 		)
-		if err := rows.Scan(&cl.ID, &cl.ListID, &cl.Phone, &cl.Name, &cl.TimeZone, &tags, &flds,
+		if err := rows.Scan(&cl.ID, &cl.ListID, &cl.Phone, &sealed, &cl.Name, &cl.TimeZone, &tags, &flds,
 			&cl.Status, &cl.Attempts, &cl.NextAt, &cl.LastOutcome, &cl.Disposition, &cl.CallID, &cl.Variant); err != nil {
 			return nil, fmt.Errorf("listing leads of campaign %s: %w", id, translate(err))
+		}
+		var err error
+		if cl.Phone, err = openNumber(s.pd, cl.Phone, sealed); err != nil {
+			return nil, fmt.Errorf("listing leads of campaign %s: %w", id, err)
 		}
 		if err := decodeMaps(tags, &cl.Tags, flds, &cl.Fields); err != nil {
 			return nil, err
@@ -124,7 +128,7 @@ func (s *Store) LeadAttempts(ctx context.Context, tenant, id string, lead int64)
 	if err != nil {
 		return nil, fmt.Errorf("reading attempts of lead %d: %w", lead, translate(err))
 	}
-	calls, err := collectCalls(rows)
+	calls, err := s.collectCalls(rows)
 	if err != nil {
 		return nil, fmt.Errorf("reading attempts of lead %d: %w", lead, translate(err))
 	}

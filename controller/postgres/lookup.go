@@ -203,12 +203,14 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		})
 		return err
 	})
-	b.Queue(`SELECT u.number, x.allowed_at FROM unnest($1::text[], $2::bigint[]) AS u(number, exclude)
+	// By index; attempts from before numbers were sealed by their clear
+	// number (until a controller seals them at start).
+	b.Queue(`SELECT u.number, x.allowed_at FROM unnest($1::text[], $2::bigint[], $5::bytea[]) AS u(number, exclude, idx)
 		CROSS JOIN LATERAL (
 			SELECT allowed_at FROM attempts
-			WHERE to_number = u.number AND allowed_at >= $3
+			WHERE (to_index = u.idx OR to_number = u.number) AND allowed_at >= $3
 				AND status IN ('queued', 'claimed', 'sent', 'done') AND id <> u.exclude
-			LIMIT $4) x`, numbers, excludes, horizon, prefetchAttempts+1,
+			LIMIT $4) x`, numbers, excludes, horizon, prefetchAttempts+1, indexes,
 	).Query(func(rows pgx.Rows) error {
 		var (
 			number string
@@ -403,11 +405,18 @@ func (l *txLookup) CountAttempts(ctx context.Context, number string, since time.
 		}
 		return n, nil
 	}
+	if l.pd == nil {
+		return 0, fmt.Errorf("counting attempts: %w", errNoPersonalData)
+	}
+	index, err := l.pd.NumberIndex(number)
+	if err != nil {
+		return 0, fmt.Errorf("counting attempts: %w", err)
+	}
 	var n int
-	err := l.tx.QueryRow(ctx, `
+	err = l.tx.QueryRow(ctx, `
 		SELECT count(*) FROM attempts
-		WHERE to_number = $1 AND allowed_at >= $2 AND status IN ('queued', 'claimed', 'sent', 'done')
-			AND id <> $3`, number, since, l.exclude).Scan(&n)
+		WHERE (to_index = $4 OR to_number = $1) AND allowed_at >= $2 AND status IN ('queued', 'claimed', 'sent', 'done')
+			AND id <> $3`, number, since, l.exclude, index).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting attempts: %w", translate(err))
 	}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -98,14 +97,22 @@ func (s *Store) CheckIndexKey(ctx context.Context, fingerprint []byte) error {
 	return nil
 }
 
-// clearNumberTables are the tables whose phone numbers are sealed, with
-// with a uuid id, number, number_index and number_sealed.
-var clearNumberTables = []string{"consents", "refusals"}
+// numberColumns are the phone numbers sealed at rest: the clear column of
+// rows written before (NULL once sealed), the blind index and the sealed
+// value ("" for none: an attempt keeps only the index).
+var numberColumns = []struct{ table, clear, index, sealed string }{
+	{"consents", "number", "number_index", "number_sealed"},
+	{"refusals", "number", "number_index", "number_sealed"},
+	{"calls", "to_number", "to_index", "to_sealed"},
+	{"attempts", "to_number", "to_index", ""},
+	{"leads", "phone", "phone_index", "phone_sealed"},
+	{"campaign_leads", "phone", "phone_index", "phone_sealed"},
+}
 
 // SealClearNumbers seals the phone numbers of rows written in the clear
-// before numbers were sealed (migration 016), in batches, and returns how
-// many it sealed. Controllers run it at start, one at a time (an advisory
-// lock), before they dial.
+// before numbers were sealed (migrations 016 and 017), in batches, and
+// returns how many it sealed. Controllers run it at start, one at a time
+// (an advisory lock), before they dial.
 func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 	if s.pd == nil {
 		return 0, errNoPersonalData
@@ -121,57 +128,82 @@ func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lockSQL+`)`) }()
 	total := 0
-	for _, t := range clearNumberTables {
-		for {
-			n, err := s.sealClearBatch(ctx, conn, t)
+	for _, t := range numberColumns {
+		for stuck := 0; ; {
+			n, more, err := s.sealClearBatch(ctx, conn, t.table, t.clear, t.index, t.sealed)
 			total += n
 			if err != nil {
-				return total, fmt.Errorf("sealing clear numbers in %s: %w", t, err)
+				return total, fmt.Errorf("sealing clear numbers in %s: %w", t.table, err)
 			}
-			if n == 0 {
+			if !more {
 				break
 			}
+			if n == 0 {
+				// Every row of the batch moved meanwhile (an update): read
+				// again, a few times.
+				if stuck++; stuck == 5 {
+					return total, fmt.Errorf("sealing clear numbers in %s: rows keep changing; start again", t.table)
+				}
+			}
+		}
+	}
+	// Decisions stored with attempts before held the callee's number.
+	for {
+		tag, err := conn.Exec(ctx, `
+			UPDATE attempts SET decision = decision - 'number', dial_decision = dial_decision - 'number'
+			WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts
+				WHERE decision ? 'number' OR dial_decision ? 'number' LIMIT 5000))`)
+		if err != nil {
+			return total, fmt.Errorf("removing numbers from stored decisions: %w", translate(err))
+		}
+		total += int(tag.RowsAffected())
+		if tag.RowsAffected() == 0 {
+			break
 		}
 	}
 	return total, nil
 }
 
-// sealClearBatch seals up to 1000 clear numbers of table.
-func (s *Store) sealClearBatch(ctx context.Context, conn *pgxpool.Conn, table string) (int, error) {
-	var ids, numbers []string
-	rows, err := conn.Query(ctx, `SELECT id::text, number FROM `+table+` WHERE number IS NOT NULL LIMIT 1000`)
+// sealClearBatch seals up to 1000 clear numbers of table; more reports
+// whether it found any.
+func (s *Store) sealClearBatch(ctx context.Context, conn *pgxpool.Conn, table, clearCol, indexCol, sealedCol string) (n int, more bool, err error) {
+	rows, err := conn.Query(ctx, `SELECT ctid::text, `+clearCol+` FROM `+table+` WHERE `+clearCol+` IS NOT NULL LIMIT 1000`)
 	if err != nil {
-		return 0, translate(err)
+		return 0, false, translate(err)
 	}
-	var id, number string
-	if _, err := pgx.ForEachRow(rows, []any{&id, &number}, func() error {
-		ids, numbers = append(ids, id), append(numbers, number)
+	var (
+		tids, numbers []string
+		tid, number   string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&tid, &number}, func() error {
+		tids, numbers = append(tids, tid), append(numbers, number)
 		return nil
 	}); err != nil {
-		return 0, translate(err)
+		return 0, false, translate(err)
 	}
-	if len(ids) == 0 {
-		return 0, nil
+	if len(tids) == 0 {
+		return 0, false, nil
 	}
-	indexes, sealed := make([][]byte, len(ids)), make([][]byte, len(ids))
-	for i, n := range numbers {
-		if indexes[i], sealed[i], err = sealNumber(s.pd, n); err != nil {
-			return 0, err
+	indexes, sealed := make([][]byte, len(tids)), make([][]byte, len(tids))
+	for i, num := range numbers {
+		if indexes[i], sealed[i], err = sealNumber(s.pd, num); err != nil {
+			return 0, true, err
 		}
 	}
-	// Only rows still clear with the number read: a concurrent writer
-	// cannot have changed them (numbers are never updated), but be exact.
+	set := indexCol + ` = u.idx`
+	if sealedCol != "" {
+		set += `, ` + sealedCol + ` = u.sealed`
+	}
+	// A row updated meanwhile has moved (another ctid) and is found again
+	// by the next batch.
 	tag, err := conn.Exec(ctx, `
-		UPDATE `+table+` t SET number = NULL, number_index = u.idx, number_sealed = u.sealed
-		FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[]) AS u(id, number, idx, sealed)
-		WHERE t.id = u.id AND t.number = u.number`, ids, numbers, indexes, sealed)
+		UPDATE `+table+` t SET `+clearCol+` = NULL, `+set+`
+		FROM unnest($1::tid[], $2::text[], $3::bytea[], $4::bytea[]) AS u(tid, number, idx, sealed)
+		WHERE t.ctid = u.tid AND t.`+clearCol+` = u.number`, tids, numbers, indexes, sealed)
 	if err != nil {
-		return 0, translate(err)
+		return 0, true, translate(err)
 	}
-	if tag.RowsAffected() == 0 {
-		return 0, errors.New("no row could be sealed")
-	}
-	return int(tag.RowsAffected()), nil
+	return int(tag.RowsAffected()), true, nil
 }
 
 // ResealNumbers re-seals with the store's keys every sealed number that
@@ -183,28 +215,37 @@ func (s *Store) ResealNumbers(ctx context.Context, current []byte) (int, error) 
 		return 0, errNoPersonalData
 	}
 	total := 0
-	for _, table := range clearNumberTables {
-		for {
-			n, err := s.resealBatch(ctx, table, current)
+	for _, t := range numberColumns {
+		if t.sealed == "" {
+			continue
+		}
+		for stuck := 0; ; {
+			n, found, err := s.resealBatch(ctx, t.table, t.sealed, current)
 			total += n
 			if err != nil {
-				return total, fmt.Errorf("re-sealing numbers in %s: %w", table, err)
+				return total, fmt.Errorf("re-sealing numbers in %s: %w", t.table, err)
+			}
+			if found == 0 {
+				break
 			}
 			if n == 0 {
-				break
+				if stuck++; stuck == 5 {
+					return total, fmt.Errorf("re-sealing numbers in %s: rows keep changing; run it again", t.table)
+				}
 			}
 		}
 	}
 	return total, nil
 }
 
-// resealBatch re-seals up to 1000 numbers of table not sealed under current.
-func (s *Store) resealBatch(ctx context.Context, table string, current []byte) (int, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT id::text, number_sealed FROM `+table+`
-		WHERE number_sealed IS NOT NULL AND substring(number_sealed FROM 1 FOR $2) <> $1 LIMIT 1000`,
+// resealBatch re-seals up to 1000 numbers of table not sealed under current;
+// found is how many it found.
+func (s *Store) resealBatch(ctx context.Context, table, col string, current []byte) (n, found int, err error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT ctid::text, `+col+` FROM `+table+`
+		WHERE `+col+` IS NOT NULL AND substring(`+col+` FROM 1 FOR $2) <> $1 LIMIT 1000`,
 		current, len(current))
 	if err != nil {
-		return 0, translate(err)
+		return 0, 0, translate(err)
 	}
 	var (
 		ids        []string
@@ -227,19 +268,19 @@ func (s *Store) resealBatch(ctx context.Context, table string, current []byte) (
 		ids, old, fresh = append(ids, id), append(old, bytes.Clone(sealed)), append(fresh, again)
 		return nil
 	}); err != nil {
-		return 0, translate(err)
+		return 0, 0, translate(err)
 	}
 	if len(ids) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	// A row changed meanwhile (it cannot: numbers are never updated) keeps
-	// its value and is found again by the next batch.
+	// A row updated meanwhile has moved (another ctid) and is found again
+	// by the next batch.
 	tag, err := s.db.pool.Exec(ctx, `
-		UPDATE `+table+` t SET number_sealed = u.fresh
-		FROM unnest($1::uuid[], $2::bytea[], $3::bytea[]) AS u(id, old, fresh)
-		WHERE t.id = u.id AND t.number_sealed = u.old`, ids, old, fresh)
+		UPDATE `+table+` t SET `+col+` = u.fresh
+		FROM unnest($1::tid[], $2::bytea[], $3::bytea[]) AS u(tid, old, fresh)
+		WHERE t.ctid = u.tid AND t.`+col+` = u.old`, ids, old, fresh)
 	if err != nil {
-		return 0, translate(err)
+		return 0, len(ids), translate(err)
 	}
-	return int(tag.RowsAffected()), nil
+	return int(tag.RowsAffected()), len(ids), nil
 }

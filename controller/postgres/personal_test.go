@@ -16,27 +16,40 @@ import (
 	"github.com/callgate/callgate/controller/recording"
 )
 
-// storedNumbers returns every number column of consents and refusals as
-// stored: clear values and sealed bytes.
-func storedNumbers(t *testing.T, b *bundle) (clear []string, sealed [][]byte) {
+// sealedTables are the tables and columns numbers are stored in.
+var sealedTables = []struct{ table, clear, index, sealed string }{
+	{"consents", "number", "number_index", "number_sealed"},
+	{"refusals", "number", "number_index", "number_sealed"},
+	{"calls", "to_number", "to_index", "to_sealed"},
+	{"attempts", "to_number", "to_index", "to_index"},
+	{"leads", "phone", "phone_index", "phone_sealed"},
+	{"campaign_leads", "phone", "phone_index", "phone_sealed"},
+}
+
+// storedNumbers returns every number column of the sealed tables as
+// stored: clear values (table: value) and sealed bytes, and how many rows
+// each table has.
+func storedNumbers(t *testing.T, b *bundle) (clear []string, sealed [][]byte, rows map[string]int) {
 	t.Helper()
-	for _, table := range []string{"consents", "refusals"} {
-		rows, err := b.store.DB().Pool().Query(b.ctx, `SELECT number, number_index, number_sealed FROM `+table)
+	rows = map[string]int{}
+	for _, c := range sealedTables {
+		r, err := b.store.DB().Pool().Query(b.ctx, `SELECT `+c.clear+`, `+c.index+`, `+c.sealed+` FROM `+c.table)
 		require.NoError(t, err)
-		for rows.Next() {
+		for r.Next() {
 			var (
 				n        *string
 				idx, sld []byte
 			)
-			require.NoError(t, rows.Scan(&n, &idx, &sld))
+			require.NoError(t, r.Scan(&n, &idx, &sld))
 			if n != nil {
-				clear = append(clear, *n)
+				clear = append(clear, c.table+": "+*n)
 			}
 			sealed = append(sealed, idx, sld)
+			rows[c.table]++
 		}
-		require.NoError(t, rows.Err())
+		require.NoError(t, r.Err())
 	}
-	return clear, sealed
+	return clear, sealed, rows
 }
 
 // lookupSees reports whether the gate's lookup sees a refusal of number and
@@ -68,11 +81,39 @@ func TestNumbersAreSealedAtRest(t *testing.T) {
 	_, _, err = b.store.LockNumber(b.ctx, "", controller.Refusal{Number: number, Source: "api"})
 	require.NoError(t, err)
 
-	clear, stored := storedNumbers(t, b)
+	// A call (gated, as the API makes them) and a campaign call.
+	c, _, _, err := b.store.CreateCallGated(b.ctx, controller.Call{To: number, From: "+15559990000"}, "", allow)
+	require.NoError(t, err)
+	camp := newCampaign(t, b.ctx, b.store, 3, controller.Campaign{MaxConcurrent: 10, MaxCPS: 100})
+	_, err = b.store.TransitionCampaign(b.ctx, controller.DefaultTenant, camp.ID, controller.CampaignStart, nil)
+	require.NoError(t, err)
+	d, err := b.store.DispatchLeads(b.ctx, camp.ID, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, d.Created)
+
+	clear, stored, rows := storedNumbers(t, b)
 	require.Empty(t, clear, "no number in the clear")
-	for _, v := range stored {
-		require.False(t, bytes.Contains(v, []byte("5550071234")), "no digits in what is stored")
+	for _, table := range []string{"consents", "refusals", "calls", "attempts", "leads", "campaign_leads"} {
+		require.NotZero(t, rows[table], table)
 	}
+	for _, v := range stored {
+		for _, digits := range []string{"5550071234", "2125550000", "2125550001", "2125550002"} {
+			require.False(t, bytes.Contains(v, []byte(digits)), "no digits in what is stored")
+		}
+	}
+	var inDecision int
+	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT count(*) FROM attempts
+		WHERE decision::text LIKE '%5550071234%' OR dial_decision::text LIKE '%5550071234%'`).Scan(&inDecision))
+	require.Zero(t, inDecision, "decisions are stored without the number")
+	got, err := b.store.GetCall(b.ctx, controller.DefaultTenant, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, number, got.To, "opened for whoever may read it")
+	page, err := b.store.ListCalls(b.ctx, controller.CallFilter{To: number})
+	require.NoError(t, err)
+	require.Len(t, page.Calls, 1, "found by number")
+	leads, err := b.store.CampaignLeads(b.ctx, camp.ID, "", 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, "+12125550000", leads[0].Phone)
 	refused, consented := lookupSees(t, b, controller.DefaultTenant, number)
 	require.True(t, refused)
 	require.True(t, consented)
@@ -95,31 +136,65 @@ func TestNumbersAreSealedAtRest(t *testing.T) {
 
 func TestClearNumbersFromBeforeSealingAreFoundThenSealed(t *testing.T) {
 	b := setup(t)
-	const refusedNumber, consentedNumber = "+15550071111", "+15550072222"
+	const refusedNumber, consentedNumber, calledNumber = "+15550071111", "+15550072222", "+15550073333"
 	// Rows as an older version wrote them.
-	_, err := b.store.DB().Pool().Exec(b.ctx, `
-		INSERT INTO refusals (id, number, source, at) VALUES ($1, $2, 'api', now());
-		`, uuid.NewString(), refusedNumber)
-	require.NoError(t, err)
-	_, err = b.store.DB().Pool().Exec(b.ctx, `
-		INSERT INTO consents (id, tenant_id, number, purpose, source, given_at) VALUES ($1, 'default', $2, 'marketing', 'ivr', now())`,
-		uuid.NewString(), consentedNumber)
-	require.NoError(t, err)
+	pool := b.store.DB().Pool()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO refusals (id, number, source, at) VALUES ($1, $2, 'api', now())`, []any{uuid.NewString(), refusedNumber}},
+		{`INSERT INTO consents (id, tenant_id, number, purpose, source, given_at) VALUES ($1, 'default', $2, 'marketing', 'ivr', now())`,
+			[]any{uuid.NewString(), consentedNumber}},
+		{`WITH c AS (INSERT INTO calls (id, tenant_id, attempt_id, to_number, state) VALUES ($1, 'default', nextval('attempts_id_seq'), $2, 'completed')
+			RETURNING id, attempt_id)
+			INSERT INTO attempts (id, tenant_id, call_id, status, to_number, allowed_at, decision)
+			SELECT attempt_id, 'default', id, 'done', $2, now(), jsonb_build_object('allow', true, 'number', $2::text) FROM c`,
+			[]any{uuid.NewString(), calledNumber}},
+		{`WITH l AS (INSERT INTO lead_lists (id, tenant_id, name) VALUES ($1, 'default', 'old') RETURNING id)
+			INSERT INTO leads (tenant_id, list_id, phone) SELECT 'default', id, $2 FROM l`, []any{uuid.NewString(), calledNumber}},
+	} {
+		_, err := pool.Exec(b.ctx, q.sql, q.args...)
+		require.NoError(t, err, q.sql)
+	}
+	counted := func() int {
+		t.Helper()
+		var n int
+		_, err := b.store.Gate(b.ctx, "", calledNumber, func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
+			var err error
+			n, err = l.CountAttempts(ctx, calledNumber, time.Now().Add(-time.Hour))
+			return controller.Decision{Allow: true}, err
+		})
+		require.NoError(t, err)
+		return n
+	}
 
 	refused, _ := lookupSees(t, b, controller.DefaultTenant, refusedNumber)
 	require.True(t, refused, "a clear refusal is never missed")
 	_, consented := lookupSees(t, b, controller.DefaultTenant, consentedNumber)
 	require.True(t, consented)
+	require.Equal(t, 1, counted(), "a clear attempt counts towards the caps")
 
 	n, err := b.store.SealClearNumbers(b.ctx)
 	require.NoError(t, err)
-	require.Equal(t, 2, n)
-	clear, _ := storedNumbers(t, b)
+	require.Equal(t, 6, n, "a refusal, a consent, a call, its attempt and its decision, a lead")
+	clear, _, _ := storedNumbers(t, b)
 	require.Empty(t, clear)
 	refused, _ = lookupSees(t, b, controller.DefaultTenant, refusedNumber)
 	require.True(t, refused, "found by its index once sealed")
 	_, consented = lookupSees(t, b, controller.DefaultTenant, consentedNumber)
 	require.True(t, consented)
+	require.Equal(t, 1, counted())
+	page, err := b.store.ListCalls(b.ctx, controller.CallFilter{To: calledNumber})
+	require.NoError(t, err)
+	require.Len(t, page.Calls, 1)
+	require.Equal(t, calledNumber, page.Calls[0].To)
+	var inDecision int
+	require.NoError(t, pool.QueryRow(b.ctx, `SELECT count(*) FROM attempts WHERE decision::text LIKE '%5550073333%'`).Scan(&inDecision))
+	require.Zero(t, inDecision, "no number left in stored decisions")
+	a, err := b.store.GetAttempt(b.ctx, controller.DefaultTenant, page.Calls[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, calledNumber, a.Decision.Number, "put back when read")
 	n, err = b.store.SealClearNumbers(b.ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
@@ -154,12 +229,14 @@ func TestRotationResealsNumbers(t *testing.T) {
 	}
 	_, _, err = s.LockNumber(b.ctx, "", controller.Refusal{Number: number, Source: "api"})
 	require.NoError(t, err)
+	c, _, _, err := s.CreateCallGated(b.ctx, controller.Call{To: number, From: "+15559990000"}, "", allow)
+	require.NoError(t, err)
 	old := kr.CurrentID()
 
 	newID := kr.Rotate()
 	n, err := s.ResealNumbers(b.ctx, pii.SealedPrefix(newID))
 	require.NoError(t, err)
-	require.Equal(t, 4, n)
+	require.Equal(t, 5, n, "3 consents, a refusal, a call")
 	n, err = s.ResealNumbers(b.ctx, pii.SealedPrefix(newID))
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing left under the old key")
@@ -174,4 +251,7 @@ func TestRotationResealsNumbers(t *testing.T) {
 	refusals, err := s.ListRefusals(b.ctx, number)
 	require.NoError(t, err)
 	require.Len(t, refusals, 1)
+	got, err := s.GetCall(b.ctx, controller.DefaultTenant, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, number, got.To)
 }

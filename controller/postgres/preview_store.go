@@ -13,17 +13,20 @@ import (
 )
 
 // previewLeadColumns read a campaign lead joined with its lead, as cl and l.
-const previewLeadColumns = `cl.campaign_id::text, l.id, l.list_id::text, l.phone, l.name, l.time_zone, l.tags,
+const previewLeadColumns = `cl.campaign_id::text, l.id, l.list_id::text, coalesce(l.phone, ''), l.phone_sealed, l.name, l.time_zone, l.tags,
 	l.fields, cl.attempts, cl.last_outcome, cl.variant`
 
-func scanPreviewLead(row pgx.Row) (controller.PreviewLead, error) {
+func scanPreviewLead(pd controller.PersonalData, row pgx.Row) (controller.PreviewLead, error) {
 	var (
-		p          controller.PreviewLead
-		tags, flds []byte
+		p                  controller.PreviewLead
+		tags, flds, sealed []byte
 	)
-	err := row.Scan(&p.CampaignID, &p.ID, &p.ListID, &p.Phone, &p.Name, &p.TimeZone, &tags, &flds,
+	err := row.Scan(&p.CampaignID, &p.ID, &p.ListID, &p.Phone, &sealed, &p.Name, &p.TimeZone, &tags, &flds,
 		&p.Attempts, &p.LastOutcome, &p.Variant)
 	if err != nil {
+		return p, err
+	}
+	if p.Phone, err = openNumber(pd, p.Phone, sealed); err != nil {
 		return p, err
 	}
 	p.Status = "preview"
@@ -62,7 +65,7 @@ func (s *Store) ReservePreviewLead(ctx context.Context, tenant, agentID string) 
 		if err != nil {
 			return err
 		}
-		p, err = scanPreviewLead(tx.QueryRow(ctx, `SELECT `+previewLeadColumns+`
+		p, err = scanPreviewLead(s.pd, tx.QueryRow(ctx, `SELECT `+previewLeadColumns+`
 			FROM campaign_leads cl JOIN leads l ON l.id = cl.lead_id
 			WHERE cl.reserved_by = $1 AND cl.status = 'preview'`, agentID))
 		if err == nil {
@@ -75,7 +78,7 @@ func (s *Store) ReservePreviewLead(ctx context.Context, tenant, agentID string) 
 		if state != controller.AgentAvailable {
 			return controller.Errorf(controller.ECONFLICT, "agent %s is %s: only an available agent is offered leads", agentID, state)
 		}
-		p, err = scanPreviewLead(tx.QueryRow(ctx, `
+		p, err = scanPreviewLead(s.pd, tx.QueryRow(ctx, `
 			WITH pick AS (
 				SELECT cl.campaign_id, cl.lead_id FROM campaign_leads cl JOIN campaigns c ON c.id = cl.campaign_id
 				WHERE c.tenant_id = $2 AND c.state = 'running' AND c.settings->>'mode' = 'preview'
@@ -112,7 +115,7 @@ func (s *Store) AcceptPreviewLead(ctx context.Context, tenant, agentID string) (
 			return err
 		}
 		var err error
-		p, err = scanPreviewLead(tx.QueryRow(ctx, `
+		p, err = scanPreviewLead(s.pd, tx.QueryRow(ctx, `
 			WITH cl AS (
 				UPDATE campaign_leads SET status = 'pending', next_at = '-infinity', accepted_by = $1,
 					reserved_by = NULL, reserved_at = NULL

@@ -55,7 +55,7 @@ WITH r AS (
 	RETURNING id, at
 ), c AS (
 	UPDATE calls SET state = 'canceled', updated_at = statement_timestamp(), ended_at = statement_timestamp()
-	WHERE to_number = $2 AND state = 'queued'
+	WHERE (to_index = $10 OR to_number = $2) AND state = 'queued'
 	RETURNING id, tenant_id
 ), a AS (
 	UPDATE attempts SET status = 'canceled', release_reason = 'refusal ' || $1::text

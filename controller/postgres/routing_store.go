@@ -90,17 +90,24 @@ func (s *Store) PutRoutingRules(ctx context.Context, tenant string, rules []cont
 // attempts are updated for those a rule sends somewhere other than any
 // switch's default trunk. The calls are found as the rows this transaction
 // wrote (xmin), so the dispatch statement itself is left as it is.
-func routeDispatched(ctx context.Context, tx pgx.Tx, id string, route controller.RouteFunc) error {
+func routeDispatched(ctx context.Context, tx pgx.Tx, pd controller.PersonalData, id string, route controller.RouteFunc) error {
 	rows, err := tx.Query(ctx, `
-		SELECT c.id::text, c.to_number FROM campaign_leads cl JOIN calls c ON c.id = cl.call_id
+		SELECT c.id::text, coalesce(c.to_number, ''), c.to_sealed FROM campaign_leads cl JOIN calls c ON c.id = cl.call_id
 		WHERE cl.campaign_id = $1 AND cl.status = 'dialling' AND c.state = 'queued'
 			AND c.xmin = pg_current_xact_id()::xid`, id)
 	if err != nil {
 		return err
 	}
 	var ids, switches, trunks []string
-	var callID, number string
-	_, err = pgx.ForEachRow(rows, []any{&callID, &number}, func() error {
+	var (
+		callID, clear string
+		sealed        []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&callID, &clear, &sealed}, func() error {
+		number, err := openNumber(pd, clear, sealed)
+		if err != nil {
+			return err
+		}
 		if sw, trunk := route(number); sw != "" || trunk != "" {
 			ids, switches, trunks = append(ids, callID), append(switches, sw), append(trunks, trunk)
 		}

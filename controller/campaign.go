@@ -324,6 +324,9 @@ type CampaignStore interface {
 	GetCampaign(ctx context.Context, tenant, id string) (Campaign, error)
 	ListCampaigns(ctx context.Context, tenant string, archived bool) ([]Campaign, error)
 	RunningCampaigns(ctx context.Context) ([]Campaign, error)
+	// SettlingCampaigns returns the paused and stopped campaigns that
+	// still have leads dialling: their calls' ends are settled all the same.
+	SettlingCampaigns(ctx context.Context) ([]Campaign, error)
 	TransitionCampaign(ctx context.Context, tenant, id string, t CampaignTransition, target *TagExpr) (Campaign, error)
 	CampaignCounters(ctx context.Context, id string) (CampaignCounters, error)
 	DispatchLeads(ctx context.Context, id string, max int, route RouteFunc) (CampaignDispatch, error)

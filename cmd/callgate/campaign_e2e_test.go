@@ -219,8 +219,10 @@ func TestE2ECampaignPauseStopsAtOnce(t *testing.T) {
 	cs := e.m.Campaigns()
 	csv, _ := leadCSV(300)
 	c := startCampaign(t, cs, csv, controller.Campaign{MaxConcurrent: 40, MaxCPS: 100})
+	// Pause with calls on the switch (the 1004s ring for a while) and
+	// calls still queued.
 	waitCampaign(t, k, cs, c.ID, "placing calls", func(st controller.CampaignStatus) bool {
-		return st.Counters.Attempts+st.Counters.Dialling >= 20
+		return e.sim.Originated() >= 10 && st.Counters.Dialling >= 20
 	})
 	_, err := cs.TransitionCampaign(context.Background(), "", c.ID, controller.CampaignPause)
 	require.NoError(t, err)
@@ -236,9 +238,11 @@ func TestE2ECampaignPauseStopsAtOnce(t *testing.T) {
 			}
 		}
 	}
+	require.NotEmpty(t, sent, "calls were on the switch when the pause returned")
 	for _, id := range sent {
 		e.w.WaitTerminal(t, id)
 	}
+	// Their leads are settled while the campaign is paused.
 	st := waitCampaign(t, k, cs, c.ID, "settled", func(st controller.CampaignStatus) bool { return st.Counters.Dialling == 0 })
 	require.Equal(t, controller.IdleNotRunning, st.Idle)
 	require.Equal(t, len(sent), e.sim.Originated(), "nothing originated after the pause")

@@ -130,6 +130,17 @@ func (cs *Campaigns) RunOnce(ctx context.Context) {
 			cs.log.Warn("running campaign", "campaign_id", c.ID, "err", err)
 		}
 	}
+	// A paused or stopped campaign dials nothing, but the calls it had on
+	// the switch still end: their leads get their outcomes and retries.
+	settling, err := cs.store.SettlingCampaigns(ctx)
+	if err != nil && ctx.Err() == nil {
+		cs.log.Warn("listing settling campaigns", "err", err)
+	}
+	for _, c := range settling {
+		if err := cs.settleEnded(ctx, c); err != nil && ctx.Err() == nil {
+			cs.log.Warn("settling campaign", "campaign_id", c.ID, "err", err)
+		}
+	}
 	if cs.cfg.Agents != nil {
 		cs.cfg.Agents.EndWrapUps(ctx)
 		cs.cfg.Agents.Release(ctx)
@@ -142,16 +153,8 @@ func (cs *Campaigns) RunOnce(ctx context.Context) {
 // step settles a campaign's ended leads, then dispatches its due ones if
 // its window is open and a switch can take them.
 func (cs *Campaigns) step(ctx context.Context, c controller.Campaign) error {
-	for {
-		n, err := cs.store.SettleLeads(ctx, c.ID, cs.cfg.Batch, func(e controller.EndedLead) controller.LeadSettlement {
-			return cs.settle(c, e)
-		})
-		if err != nil {
-			return err
-		}
-		if n < cs.cfg.Batch {
-			break
-		}
+	if err := cs.settleEnded(ctx, c); err != nil {
+		return err
 	}
 	if idle, _ := cs.blocked(ctx, c); idle != "" {
 		return nil
@@ -177,6 +180,18 @@ func (cs *Campaigns) step(ctx context.Context, c controller.Campaign) error {
 		}
 		if d.Created < cs.cfg.Batch {
 			return nil
+		}
+	}
+}
+
+// settleEnded settles every lead of c whose call has ended.
+func (cs *Campaigns) settleEnded(ctx context.Context, c controller.Campaign) error {
+	for {
+		n, err := cs.store.SettleLeads(ctx, c.ID, cs.cfg.Batch, func(e controller.EndedLead) controller.LeadSettlement {
+			return cs.settle(c, e)
+		})
+		if err != nil || n < cs.cfg.Batch {
+			return err
 		}
 	}
 }

@@ -241,6 +241,10 @@ func (s *statsStore) GetCampaign(_ context.Context, tenant, id string) (controll
 	return s.c, nil
 }
 
+func (s *statsStore) SettlingCampaigns(context.Context) ([]controller.Campaign, error) {
+	return nil, nil
+}
+
 func (s *statsStore) RunningCampaigns(context.Context) ([]controller.Campaign, error) {
 	return []controller.Campaign{s.c}, nil
 }

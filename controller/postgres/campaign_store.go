@@ -157,6 +157,15 @@ func (s *Store) RunningCampaigns(ctx context.Context) ([]controller.Campaign, er
 	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE state = 'running' ORDER BY id`)
 }
 
+// SettlingCampaigns returns the paused and stopped campaigns that still
+// have leads dialling (a partial index keeps it cheap however many stopped
+// campaigns there are).
+func (s *Store) SettlingCampaigns(ctx context.Context) ([]controller.Campaign, error) {
+	return s.queryCampaigns(ctx, `SELECT `+campaignColumns+` FROM campaigns
+		WHERE id IN (SELECT DISTINCT campaign_id FROM campaign_leads WHERE status = 'dialling')
+			AND state IN ('paused', 'stopped') ORDER BY id`)
+}
+
 func (s *Store) queryCampaigns(ctx context.Context, sql string, args ...any) ([]controller.Campaign, error) {
 	rows, err := s.db.pool.Query(ctx, sql, args...)
 	if err != nil {

@@ -201,8 +201,11 @@ func (s *Store) ListConsents(ctx context.Context, tenant, number string) ([]cont
 	if err != nil {
 		return nil, fmt.Errorf("listing consents: %w", err)
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT `+consentColumns+` FROM consents
-		WHERE tenant_id = $1 AND (number_index = $2 OR number = $3) ORDER BY given_at DESC, id`, tenant, index, number)
+	rows, err := s.db.pool.Query(ctx, `SELECT `+consentColumnsOf("k")+` FROM (
+			SELECT * FROM consents WHERE tenant_id = $1 AND number_index = $2
+			UNION ALL
+			SELECT * FROM consents WHERE tenant_id = $1 AND number = $3) k
+		ORDER BY k.given_at DESC, k.id`, tenant, index, number)
 	if err != nil {
 		return nil, fmt.Errorf("listing consents: %w", translate(err))
 	}

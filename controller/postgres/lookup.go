@@ -147,9 +147,13 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 	if len(consentNumbers) > 0 {
 		// Sealed rows by their index; rows from before numbers were sealed
 		// (until a controller seals them at start) by their clear number.
+		// Two index probes each, not an OR the planner cannot index.
 		b.Queue(`SELECT DISTINCT ON (u.tenant, u.number, k.purpose) `+consentColumnsOf("k")+`
 			FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(tenant, number, idx)
-			JOIN consents k ON k.tenant_id = u.tenant AND (k.number_index = u.idx OR k.number = u.number)
+			CROSS JOIN LATERAL (
+				SELECT * FROM consents c WHERE c.tenant_id = u.tenant AND c.number_index = u.idx
+				UNION ALL
+				SELECT * FROM consents c WHERE c.tenant_id = u.tenant AND c.number = u.number) k
 			ORDER BY u.tenant, u.number, k.purpose, k.given_at DESC`, consentTenants, consentNumbers, consentIndexes,
 		).Query(func(rows pgx.Rows) error {
 			_, err := collectEach(rows, func(r pgx.Row) (controller.Consent, error) { return scanConsent(pd, r) }, func(c controller.Consent) {
@@ -162,8 +166,10 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 	}
 	b.Queue(`SELECT DISTINCT ON (u.number) `+refusalColumnsOf("r")+`
 		FROM unnest($1::text[], $2::bytea[]) AS u(number, idx)
-		JOIN refusals r ON r.number_index = u.idx OR r.number = u.number
-		WHERE r.lifted_at IS NULL
+		CROSS JOIN LATERAL (
+			SELECT * FROM refusals x WHERE x.number_index = u.idx AND x.lifted_at IS NULL
+			UNION ALL
+			SELECT * FROM refusals x WHERE x.number = u.number AND x.lifted_at IS NULL) r
 		ORDER BY u.number, r.until DESC NULLS FIRST`, numbers, indexes).Query(func(rows pgx.Rows) error {
 		_, err := collectEach(rows, func(r pgx.Row) (controller.Refusal, error) { return scanRefusal(pd, r) }, func(r controller.Refusal) {
 			if l := byNumber[r.Number]; l != nil {
@@ -207,10 +213,15 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 	// number (until a controller seals them at start).
 	b.Queue(`SELECT u.number, x.allowed_at FROM unnest($1::text[], $2::bigint[], $5::bytea[]) AS u(number, exclude, idx)
 		CROSS JOIN LATERAL (
-			SELECT allowed_at FROM attempts
-			WHERE (to_index = u.idx OR to_number = u.number) AND allowed_at >= $3
+			(SELECT allowed_at FROM attempts
+			WHERE to_index = u.idx AND allowed_at >= $3
 				AND status IN ('queued', 'claimed', 'sent', 'done') AND id <> u.exclude
-			LIMIT $4) x`, numbers, excludes, horizon, prefetchAttempts+1, indexes,
+			LIMIT $4)
+			UNION ALL
+			(SELECT allowed_at FROM attempts
+			WHERE to_number = u.number AND allowed_at >= $3
+				AND status IN ('queued', 'claimed', 'sent', 'done') AND id <> u.exclude
+			LIMIT $4)) x`, numbers, excludes, horizon, prefetchAttempts+1, indexes,
 	).Query(func(rows pgx.Rows) error {
 		var (
 			number string
@@ -325,9 +336,11 @@ func (l *txLookup) ActiveConsent(ctx context.Context, tenant, number string, pur
 	if err != nil {
 		return nil, fmt.Errorf("looking up consent: %w", err)
 	}
-	c, err := scanConsent(l.pd, l.tx.QueryRow(ctx, `SELECT `+consentColumns+` FROM consents
-		WHERE tenant_id = $1 AND (number_index = $4 OR number = $2) AND purpose = $3
-		ORDER BY given_at DESC LIMIT 1`, tenant, number, string(purpose), index))
+	c, err := scanConsent(l.pd, l.tx.QueryRow(ctx, `SELECT `+consentColumnsOf("k")+` FROM (
+			SELECT * FROM consents WHERE tenant_id = $1 AND number_index = $4 AND purpose = $3
+			UNION ALL
+			SELECT * FROM consents WHERE tenant_id = $1 AND number = $2 AND purpose = $3) k
+		ORDER BY k.given_at DESC LIMIT 1`, tenant, number, string(purpose), index))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -414,9 +427,10 @@ func (l *txLookup) CountAttempts(ctx context.Context, number string, since time.
 	}
 	var n int
 	err = l.tx.QueryRow(ctx, `
-		SELECT count(*) FROM attempts
-		WHERE (to_index = $4 OR to_number = $1) AND allowed_at >= $2 AND status IN ('queued', 'claimed', 'sent', 'done')
-			AND id <> $3`, number, since, l.exclude, index).Scan(&n)
+		SELECT (SELECT count(*) FROM attempts
+			WHERE to_index = $4 AND allowed_at >= $2 AND status IN ('queued', 'claimed', 'sent', 'done') AND id <> $3)
+		+ (SELECT count(*) FROM attempts
+			WHERE to_number = $1 AND allowed_at >= $2 AND status IN ('queued', 'claimed', 'sent', 'done') AND id <> $3)`, number, since, l.exclude, index).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting attempts: %w", translate(err))
 	}

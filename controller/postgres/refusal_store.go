@@ -55,7 +55,8 @@ WITH r AS (
 	RETURNING id, at
 ), c AS (
 	UPDATE calls SET state = 'canceled', updated_at = statement_timestamp(), ended_at = statement_timestamp()
-	WHERE (to_index = $10 OR to_number = $2) AND state = 'queued'
+	WHERE id IN (SELECT id FROM calls WHERE to_index = $10 AND state = 'queued'
+		UNION ALL SELECT id FROM calls WHERE to_number = $2 AND state = 'queued') AND state = 'queued'
 	RETURNING id, tenant_id
 ), a AS (
 	UPDATE attempts SET status = 'canceled', release_reason = 'refusal ' || $1::text
@@ -138,8 +139,11 @@ func (s *Store) ListRefusals(ctx context.Context, number string) ([]controller.R
 	if err != nil {
 		return nil, fmt.Errorf("listing refusals: %w", err)
 	}
-	rows, err := s.db.pool.Query(ctx, `SELECT `+refusalColumns+` FROM refusals
-		WHERE number_index = $1 OR number = $2 ORDER BY at DESC, id`, index, number)
+	rows, err := s.db.pool.Query(ctx, `SELECT `+refusalColumnsOf("r")+` FROM (
+			SELECT * FROM refusals WHERE number_index = $1
+			UNION ALL
+			SELECT * FROM refusals WHERE number = $2) r
+		ORDER BY r.at DESC, r.id`, index, number)
 	if err != nil {
 		return nil, fmt.Errorf("listing refusals: %w", translate(err))
 	}

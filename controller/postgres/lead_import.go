@@ -31,12 +31,12 @@ func (s *Store) InsertLeads(ctx context.Context, tenant, listID string, leads []
 	if len(leads) == 0 {
 		return 0, nil
 	}
-	index, sealed, err := s.sealLeads(leads)
+	index, sealed, details, err := s.sealLeads(leads)
 	if err != nil {
 		return 0, fmt.Errorf("adding leads to list %s: %w", listID, err)
 	}
 	if fresh {
-		n, err := s.copyLeads(ctx, tenant, listID, leads, index, sealed)
+		n, err := s.copyLeads(ctx, tenant, listID, leads, index, sealed, details)
 		if err == nil {
 			return n, nil
 		}
@@ -47,17 +47,17 @@ func (s *Store) InsertLeads(ctx context.Context, tenant, listID string, leads []
 	n := 0
 	err = pgx.BeginTxFunc(ctx, s.db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE lead_rows (phone_index bytea, phone_sealed bytea,
-			name text, time_zone text, tags jsonb, fields jsonb) ON COMMIT DROP`); err != nil {
+			personal_sealed bytea, time_zone text, tags jsonb) ON COMMIT DROP`); err != nil {
 			return err
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"lead_rows"},
-			[]string{"phone_index", "phone_sealed", "name", "time_zone", "tags", "fields"},
-			leadSource(leads, index, sealed, nil)); err != nil {
+			[]string{"phone_index", "phone_sealed", "personal_sealed", "time_zone", "tags"},
+			leadSource(leads, index, sealed, details, nil)); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `
-			INSERT INTO leads (tenant_id, list_id, phone_index, phone_sealed, name, time_zone, tags, fields)
-			SELECT $1, $2, phone_index, phone_sealed, name, time_zone, tags, fields FROM lead_rows
+			INSERT INTO leads (tenant_id, list_id, phone_index, phone_sealed, personal_sealed, time_zone, tags)
+			SELECT $1, $2, phone_index, phone_sealed, personal_sealed, time_zone, tags FROM lead_rows
 			ON CONFLICT (list_id, phone_index) DO NOTHING`, tenant, listID)
 		n = int(tag.RowsAffected())
 		return err
@@ -70,7 +70,7 @@ func (s *Store) InsertLeads(ctx context.Context, tenant, listID string, leads []
 
 // copyLeads copies leads straight into the list. Returns ECONFLICT (and
 // writes nothing) if a number is already there.
-func (s *Store) copyLeads(ctx context.Context, tenant, listID string, leads []controller.Lead, index, sealed [][]byte) (int, error) {
+func (s *Store) copyLeads(ctx context.Context, tenant, listID string, leads []controller.Lead, index, sealed, details [][]byte) (int, error) {
 	// As 16 bytes, which COPY encodes as they are (a string would go
 	// through pgx's text fallback on every row).
 	listUUID, err := uuid.Parse(listID)
@@ -80,8 +80,8 @@ func (s *Store) copyLeads(ctx context.Context, tenant, listID string, leads []co
 	n := 0
 	err = pgx.BeginTxFunc(ctx, s.db.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		c, err := tx.CopyFrom(ctx, pgx.Identifier{"leads"},
-			[]string{"phone_index", "phone_sealed", "name", "time_zone", "tags", "fields", "tenant_id", "list_id"},
-			leadSource(leads, index, sealed, []any{tenant, [16]byte(listUUID)}))
+			[]string{"phone_index", "phone_sealed", "personal_sealed", "time_zone", "tags", "tenant_id", "list_id"},
+			leadSource(leads, index, sealed, details, []any{tenant, [16]byte(listUUID)}))
 		n = int(c)
 		return err
 	})
@@ -89,13 +89,14 @@ func (s *Store) copyLeads(ctx context.Context, tenant, listID string, leads []co
 }
 
 // sealLeads returns the blind index and the sealed form of each lead's
-// phone, on every core (a million-row import seals a million numbers).
-func (s *Store) sealLeads(leads []controller.Lead) (index, sealed [][]byte, err error) {
+// phone, and its name and custom fields sealed (nil if it has none), on
+// every core (a million-row import seals a million numbers).
+func (s *Store) sealLeads(leads []controller.Lead) (index, sealed, details [][]byte, err error) {
 	if s.pd == nil {
-		return nil, nil, errNoPersonalData
+		return nil, nil, nil, errNoPersonalData
 	}
 	n := len(leads)
-	index, sealed = make([][]byte, n), make([][]byte, n)
+	index, sealed, details = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 	workers := max(1, min(runtime.GOMAXPROCS(0), n/256))
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -107,32 +108,36 @@ func (s *Store) sealLeads(leads []controller.Lead) (index, sealed [][]byte, err 
 					errs[w] = err
 					return
 				}
+				fields, err := jsonMap(leads[i].Fields)
+				if err == nil {
+					details[i], err = sealLeadDetails(s.pd, leads[i].Name, fields)
+				}
+				if err != nil {
+					errs[w] = err
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
-	return index, sealed, errors.Join(errs...)
+	return index, sealed, details, errors.Join(errs...)
 }
 
 // leadSource feeds leads to COPY, each row its phone's index and sealed
-// form, then the lead, then extra.
-func leadSource(leads []controller.Lead, index, sealed [][]byte, extra []any) pgx.CopyFromSource {
+// form, its sealed name and fields, its zone and tags, then extra.
+func leadSource(leads []controller.Lead, index, sealed, details [][]byte, extra []any) pgx.CopyFromSource {
 	i := 0
 	return pgx.CopyFromFunc(func() ([]any, error) {
 		if i >= len(leads) {
 			return nil, nil
 		}
-		l, idx, sld := leads[i], index[i], sealed[i]
+		l, idx, sld, det := leads[i], index[i], sealed[i], details[i]
 		i++
 		tags, err := jsonMap(l.Tags)
 		if err != nil {
 			return nil, err
 		}
-		fields, err := jsonMap(l.Fields)
-		if err != nil {
-			return nil, err
-		}
-		return append([]any{idx, sld, l.Name, l.TimeZone, tags, fields}, extra...), nil
+		return append([]any{idx, sld, det, l.TimeZone, tags}, extra...), nil
 	})
 }
 

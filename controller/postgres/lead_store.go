@@ -62,7 +62,7 @@ func (s *Store) CampaignCounters(ctx context.Context, id string) (controller.Cam
 // after, optionally only those with status.
 func (s *Store) CampaignLeads(ctx context.Context, id, status string, after int64, limit int) ([]controller.CampaignLead, error) {
 	rows, err := s.db.pool.Query(ctx, `
-		SELECT l.id, l.list_id::text, coalesce(l.phone, ''), l.phone_sealed, l.name, l.time_zone, l.tags, l.fields,
+		SELECT l.id, l.list_id::text, coalesce(l.phone, ''), l.phone_sealed, l.name, l.time_zone, l.tags, l.fields, l.personal_sealed,
 			cl.status, cl.attempts, CASE WHEN cl.status = 'pending' AND cl.next_at > '-infinity' THEN cl.next_at END,
 			cl.last_outcome, cl.disposition, coalesce(cl.call_id::text, ''), cl.variant
 		FROM campaign_leads cl JOIN leads l ON l.id = cl.lead_id
@@ -75,15 +75,18 @@ func (s *Store) CampaignLeads(ctx context.Context, id, status string, after int6
 	out := []controller.CampaignLead{}
 	for rows.Next() {
 		var (
-			cl                 controller.CampaignLead
-			tags, flds, sealed []byte
+			cl                          controller.CampaignLead
+			tags, flds, sealed, details []byte
 		)
-		if err := rows.Scan(&cl.ID, &cl.ListID, &cl.Phone, &sealed, &cl.Name, &cl.TimeZone, &tags, &flds,
+		if err := rows.Scan(&cl.ID, &cl.ListID, &cl.Phone, &sealed, &cl.Name, &cl.TimeZone, &tags, &flds, &details,
 			&cl.Status, &cl.Attempts, &cl.NextAt, &cl.LastOutcome, &cl.Disposition, &cl.CallID, &cl.Variant); err != nil {
 			return nil, fmt.Errorf("listing leads of campaign %s: %w", id, translate(err))
 		}
 		var err error
 		if cl.Phone, err = openNumber(s.pd, cl.Phone, sealed); err != nil {
+			return nil, fmt.Errorf("listing leads of campaign %s: %w", id, err)
+		}
+		if cl.Name, flds, err = openLeadDetails(s.pd, cl.Name, flds, details); err != nil {
 			return nil, fmt.Errorf("listing leads of campaign %s: %w", id, err)
 		}
 		if err := decodeMaps(tags, &cl.Tags, flds, &cl.Fields); err != nil {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -45,6 +46,46 @@ func (s *Store) numberIndex(number string) ([]byte, error) {
 		return nil, errNoPersonalData
 	}
 	return s.pd.NumberIndex(number)
+}
+
+// leadField is the field a lead's name and custom fields are sealed as.
+const leadField = "lead"
+
+// sealLeadDetails seals a lead's name and its custom fields (a JSON object)
+// together; nil when there is nothing to seal.
+func sealLeadDetails(pd controller.PersonalData, name string, fields []byte) ([]byte, error) {
+	if name == "" && (len(fields) == 0 || string(fields) == "{}") {
+		return nil, nil
+	}
+	if pd == nil {
+		return nil, errNoPersonalData
+	}
+	// The name's length first, then the name, then the fields.
+	b := binary.AppendUvarint(make([]byte, 0, 4+len(name)+len(fields)), uint64(len(name)))
+	b = append(append(b, name...), fields...)
+	return pd.Seal(leadField, string(b))
+}
+
+// openLeadDetails returns a lead's name and custom fields (JSON): opened
+// from sealed, or as stored in the clear (rows from before sealing, or
+// with nothing to seal).
+func openLeadDetails(pd controller.PersonalData, name string, fields, sealed []byte) (string, []byte, error) {
+	if sealed == nil {
+		return name, fields, nil
+	}
+	if pd == nil {
+		return "", nil, errNoPersonalData
+	}
+	plain, err := pd.Open(leadField, sealed)
+	if err != nil {
+		return "", nil, err
+	}
+	n, k := binary.Uvarint([]byte(plain))
+	if k <= 0 || n > uint64(len(plain)-k) {
+		return "", nil, controller.Errorf(controller.EINTERNAL, "malformed sealed lead details")
+	}
+	rest := plain[k:]
+	return rest[:n], []byte(rest[n:]), nil
 }
 
 // numberIndexes returns the blind indexes of numbers, in order.
@@ -147,6 +188,17 @@ func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	// Names and custom fields of leads imported before.
+	for {
+		n, err := s.sealLeadDetailsBatch(ctx, conn)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("sealing lead names and fields: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
 	// Decisions stored with attempts before held the callee's number.
 	for {
 		tag, err := conn.Exec(ctx, `
@@ -162,6 +214,44 @@ func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// sealLeadDetailsBatch seals the names and fields of up to 1000 leads
+// stored in the clear.
+func (s *Store) sealLeadDetailsBatch(ctx context.Context, conn *pgxpool.Conn) (int, error) {
+	rows, err := conn.Query(ctx, `SELECT id, name, fields FROM leads
+		WHERE personal_sealed IS NULL AND (name <> '' OR fields <> '{}'::jsonb) LIMIT 1000`)
+	if err != nil {
+		return 0, translate(err)
+	}
+	var (
+		ids    []int64
+		sealed [][]byte
+		id     int64
+		name   string
+		fields []byte
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &name, &fields}, func() error {
+		b, err := sealLeadDetails(s.pd, name, fields)
+		if err != nil {
+			return err
+		}
+		ids, sealed = append(ids, id), append(sealed, b)
+		return nil
+	}); err != nil {
+		return 0, translate(err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	tag, err := conn.Exec(ctx, `
+		UPDATE leads l SET personal_sealed = u.sealed, name = '', fields = '{}'
+		FROM unnest($1::bigint[], $2::bytea[]) AS u(id, sealed)
+		WHERE l.id = u.id AND l.personal_sealed IS NULL`, ids, sealed)
+	if err != nil {
+		return 0, translate(err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // sealClearBatch seals up to 1000 clear numbers of table; more reports

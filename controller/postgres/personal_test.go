@@ -114,6 +114,11 @@ func TestNumbersAreSealedAtRest(t *testing.T) {
 	leads, err := b.store.CampaignLeads(b.ctx, camp.ID, "", 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, "+12125550000", leads[0].Phone)
+	require.Equal(t, "Lead", leads[0].Name, "name opened")
+	var clearDetails int
+	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT count(*) FROM leads
+		WHERE name <> '' OR fields <> '{}' OR personal_sealed IS NULL`).Scan(&clearDetails))
+	require.Zero(t, clearDetails, "names and custom fields sealed")
 	refused, consented := lookupSees(t, b, controller.DefaultTenant, number)
 	require.True(t, refused)
 	require.True(t, consented)
@@ -152,7 +157,8 @@ func TestClearNumbersFromBeforeSealingAreFoundThenSealed(t *testing.T) {
 			SELECT attempt_id, 'default', id, 'done', $2, now(), jsonb_build_object('allow', true, 'number', $2::text) FROM c`,
 			[]any{uuid.NewString(), calledNumber}},
 		{`WITH l AS (INSERT INTO lead_lists (id, tenant_id, name) VALUES ($1, 'default', 'old') RETURNING id)
-			INSERT INTO leads (tenant_id, list_id, phone) SELECT 'default', id, $2 FROM l`, []any{uuid.NewString(), calledNumber}},
+			INSERT INTO leads (tenant_id, list_id, phone, name, fields)
+			SELECT 'default', id, $2, 'Ada Lovelace', '{"email": "ada@example.com"}' FROM l`, []any{uuid.NewString(), calledNumber}},
 	} {
 		_, err := pool.Exec(b.ctx, q.sql, q.args...)
 		require.NoError(t, err, q.sql)
@@ -177,7 +183,7 @@ func TestClearNumbersFromBeforeSealingAreFoundThenSealed(t *testing.T) {
 
 	n, err := b.store.SealClearNumbers(b.ctx)
 	require.NoError(t, err)
-	require.Equal(t, 6, n, "a refusal, a consent, a call, its attempt and its decision, a lead")
+	require.Equal(t, 7, n, "a refusal, a consent, a call, its attempt and its decision, a lead's number and its details")
 	clear, _, _ := storedNumbers(t, b)
 	require.Empty(t, clear)
 	refused, _ = lookupSees(t, b, controller.DefaultTenant, refusedNumber)
@@ -189,6 +195,9 @@ func TestClearNumbersFromBeforeSealingAreFoundThenSealed(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Calls, 1)
 	require.Equal(t, calledNumber, page.Calls[0].To)
+	var clearDetails int
+	require.NoError(t, pool.QueryRow(b.ctx, `SELECT count(*) FROM leads WHERE name <> '' OR fields <> '{}'`).Scan(&clearDetails))
+	require.Zero(t, clearDetails, "names and fields sealed")
 	var inDecision int
 	require.NoError(t, pool.QueryRow(b.ctx, `SELECT count(*) FROM attempts WHERE decision::text LIKE '%5550073333%'`).Scan(&inDecision))
 	require.Zero(t, inDecision, "no number left in stored decisions")

@@ -14,19 +14,22 @@ import (
 
 // previewLeadColumns read a campaign lead joined with its lead, as cl and l.
 const previewLeadColumns = `cl.campaign_id::text, l.id, l.list_id::text, coalesce(l.phone, ''), l.phone_sealed, l.name, l.time_zone, l.tags,
-	l.fields, cl.attempts, cl.last_outcome, cl.variant`
+	l.fields, l.personal_sealed, cl.attempts, cl.last_outcome, cl.variant`
 
 func scanPreviewLead(pd controller.PersonalData, row pgx.Row) (controller.PreviewLead, error) {
 	var (
-		p                  controller.PreviewLead
-		tags, flds, sealed []byte
+		p                           controller.PreviewLead
+		tags, flds, sealed, details []byte
 	)
-	err := row.Scan(&p.CampaignID, &p.ID, &p.ListID, &p.Phone, &sealed, &p.Name, &p.TimeZone, &tags, &flds,
+	err := row.Scan(&p.CampaignID, &p.ID, &p.ListID, &p.Phone, &sealed, &p.Name, &p.TimeZone, &tags, &flds, &details,
 		&p.Attempts, &p.LastOutcome, &p.Variant)
 	if err != nil {
 		return p, err
 	}
 	if p.Phone, err = openNumber(pd, p.Phone, sealed); err != nil {
+		return p, err
+	}
+	if p.Name, flds, err = openLeadDetails(pd, p.Name, flds, details); err != nil {
 		return p, err
 	}
 	p.Status = "preview"

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -56,7 +57,8 @@ const wrapAADPrefix = "callgate/recording-data-key/v1\x00"
 type Keyring struct {
 	mu      sync.Mutex
 	path    string
-	index   []byte // the blind-index key (personal data lookups); nil if the file has none
+	index   []byte    // the blind-index key (personal data lookups); nil if the file has none
+	macs    sync.Pool // hash.Hash keyed with index, ready for use
 	current string
 	keys    []*masterKey // in file order; pointers so that printing a Keyring shows addresses, not bytes
 	stamp   fileStamp    // of the file as last loaded or saved, for Refresh
@@ -407,16 +409,31 @@ func (kr *Keyring) AddIndexKey() bool {
 // IndexMAC returns HMAC-SHA256 under the index key of domain, a zero byte
 // and msg. Returns EINTERNAL if the keyring has no index key.
 func (kr *Keyring) IndexMAC(domain string, msg []byte) ([]byte, error) {
+	m, err := kr.indexMAC()
+	if err != nil {
+		return nil, err
+	}
+	m.Write([]byte(domain))
+	m.Write([]byte{0})
+	m.Write(msg)
+	sum := m.Sum(nil)
+	m.Reset()
+	kr.macs.Put(m)
+	return sum, nil
+}
+
+// indexMAC returns an HMAC keyed with the index key, reset, from the pool
+// (keying one costs more than the MAC of a phone number).
+func (kr *Keyring) indexMAC() (hash.Hash, error) {
+	if m, ok := kr.macs.Get().(hash.Hash); ok {
+		return m, nil
+	}
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
 	if kr.index == nil {
 		return nil, controller.Errorf(controller.EINTERNAL, "the keyring has no index key: run `callgate keys init --file %s` to add one", kr.path)
 	}
-	m := hmac.New(sha256.New, kr.index)
-	m.Write([]byte(domain))
-	m.Write([]byte{0})
-	m.Write(msg)
-	return m.Sum(nil), nil
+	return hmac.New(sha256.New, kr.index), nil
 }
 
 // DeriveKey returns a 32-byte key derived (HKDF-SHA256) from master key id

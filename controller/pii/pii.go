@@ -19,7 +19,6 @@
 package pii
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
@@ -166,7 +165,7 @@ func (k *Keys) sealKey() (*derived, error) {
 		return nil, err
 	}
 	defer clear(key)
-	aead, err := newGCM(key)
+	aead, err := recording.NewGCM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +213,7 @@ func (k *Keys) openKey(id string, salt []byte) (cipher.AEAD, error) {
 		}
 	}
 	defer clear(key)
-	if aead, err = newGCM(key); err != nil {
+	if aead, err = recording.NewGCM(key); err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
@@ -251,16 +250,4 @@ func parse(b []byte) (id string, salt, nonce, ct []byte, err error) {
 	}
 	rest := b[2+n:]
 	return string(b[2 : 2+n]), rest[:saltSize], rest[saltSize : saltSize+nonceSize], rest[saltSize+nonceSize:], nil
-}
-
-func newGCM(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, controller.Errorf(controller.EINTERNAL, "creating AES cipher: %v", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, controller.Errorf(controller.EINTERNAL, "creating AES-GCM: %v", err)
-	}
-	return aead, nil
 }

@@ -332,7 +332,7 @@ func (kr *Keyring) Wrap(dataKey []byte, aad string) (keyID string, wrapped []byt
 	k := kr.find(kr.current)
 	var aead cipher.AEAD
 	if k != nil && k.key != nil {
-		aead, err = newGCM(k.key)
+		aead, err = NewGCM(k.key)
 	}
 	kr.mu.Unlock()
 	if k == nil || k.key == nil {
@@ -356,7 +356,7 @@ func (kr *Keyring) Unwrap(keyID string, wrapped []byte, aad string) ([]byte, err
 	var aead cipher.AEAD
 	var err error
 	if k != nil && k.key != nil {
-		aead, err = newGCM(k.key)
+		aead, err = NewGCM(k.key)
 	}
 	kr.mu.Unlock()
 	switch {
@@ -582,7 +582,9 @@ func isSafeByte(c byte) bool {
 		c == '.' || c == '_' || c == '-' || c == '/'
 }
 
-func newGCM(key []byte) (cipher.AEAD, error) {
+// NewGCM returns AES-256-GCM (or AES-128/192 for shorter keys) with key,
+// its errors as EINTERNAL.
+func NewGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, controller.Errorf(controller.EINTERNAL, "creating AES cipher: %v", err)

@@ -51,7 +51,7 @@ func sealChunks(dst io.Writer, src io.Reader, dataKey []byte, chunkSize int) (st
 	if len(dataKey) != KeySize {
 		return "", 0, controller.Errorf(controller.EINVALID, "data key must be %d bytes, not %d", KeySize, len(dataKey))
 	}
-	aead, err := newGCM(dataKey)
+	aead, err := NewGCM(dataKey)
 	if err != nil {
 		return "", 0, err
 	}
@@ -164,7 +164,7 @@ func NewOpener(src io.Reader, dataKey []byte) (io.Reader, error) {
 	if chunkSize == 0 || chunkSize > maxChunkSize {
 		return nil, fmt.Errorf("%w: bad chunk size %d", ErrCorrupt, chunkSize)
 	}
-	aead, err := newGCM(dataKey)
+	aead, err := NewGCM(dataKey)
 	if err != nil {
 		return nil, err
 	}

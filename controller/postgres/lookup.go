@@ -101,6 +101,7 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		froms            []string
 		consentTenants   []string
 		consentNumbers   []string
+		consentPos       []int // position in ls of each of consentNumbers
 		byNumber         = make(map[string]*txLookup, n)
 		byDigits         = make(map[int64]*txLookup, n)
 		horizon          = time.Now().Add(-prefetchHorizon)
@@ -124,6 +125,7 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		}
 		if !l.hint.NoConsents {
 			consentTenants, consentNumbers = append(consentTenants, l.tenant), append(consentNumbers, l.number)
+			consentPos = append(consentPos, i)
 			l.pre.consentsOK = true
 		}
 	}
@@ -132,11 +134,9 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 	if err != nil {
 		return fmt.Errorf("locking %d numbers: %w", n, err)
 	}
-	var consentIndexes [][]byte
-	if len(consentNumbers) > 0 {
-		if consentIndexes, err = numberIndexes(pd, consentNumbers); err != nil {
-			return fmt.Errorf("locking %d numbers: %w", n, err)
-		}
+	consentIndexes := make([][]byte, len(consentPos))
+	for k, i := range consentPos {
+		consentIndexes[k] = indexes[i]
 	}
 	b := &pgx.Batch{}
 	if begin != "" {
@@ -329,10 +329,7 @@ func (l *txLookup) ActiveConsent(ctx context.Context, tenant, number string, pur
 		}
 		return nil, nil
 	}
-	if l.pd == nil {
-		return nil, fmt.Errorf("looking up consent: %w", errNoPersonalData)
-	}
-	index, err := l.pd.NumberIndex(number)
+	index, err := numberIndexOf(l.pd, number)
 	if err != nil {
 		return nil, fmt.Errorf("looking up consent: %w", err)
 	}
@@ -418,10 +415,7 @@ func (l *txLookup) CountAttempts(ctx context.Context, number string, since time.
 		}
 		return n, nil
 	}
-	if l.pd == nil {
-		return 0, fmt.Errorf("counting attempts: %w", errNoPersonalData)
-	}
-	index, err := l.pd.NumberIndex(number)
+	index, err := numberIndexOf(l.pd, number)
 	if err != nil {
 		return 0, fmt.Errorf("counting attempts: %w", err)
 	}

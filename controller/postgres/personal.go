@@ -28,10 +28,7 @@ func (s *Store) SetPersonalData(pd controller.PersonalData) { s.pd = pd }
 
 // sealNumber returns the blind index and the sealed form of number.
 func sealNumber(pd controller.PersonalData, number string) (index, sealed []byte, err error) {
-	if pd == nil {
-		return nil, nil, errNoPersonalData
-	}
-	if index, err = pd.NumberIndex(number); err != nil {
+	if index, err = numberIndexOf(pd, number); err != nil {
 		return nil, nil, err
 	}
 	if sealed, err = pd.Seal(numberField, number); err != nil {
@@ -40,13 +37,16 @@ func sealNumber(pd controller.PersonalData, number string) (index, sealed []byte
 	return index, sealed, nil
 }
 
-// numberIndex returns the blind index of number with the store's keys.
-func (s *Store) numberIndex(number string) ([]byte, error) {
-	if s.pd == nil {
+// numberIndexOf returns the blind index of number with pd's keys.
+func numberIndexOf(pd controller.PersonalData, number string) ([]byte, error) {
+	if pd == nil {
 		return nil, errNoPersonalData
 	}
-	return s.pd.NumberIndex(number)
+	return pd.NumberIndex(number)
 }
+
+// numberIndex returns the blind index of number with the store's keys.
+func (s *Store) numberIndex(number string) ([]byte, error) { return numberIndexOf(s.pd, number) }
 
 // leadField is the field a lead's name and custom fields are sealed as.
 const leadField = "lead"

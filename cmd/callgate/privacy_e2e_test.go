@@ -180,8 +180,19 @@ func TestE2ENoFullNumberLeaks(t *testing.T) {
 		}
 	}
 
+	// The admin puts the busy number on an internal do-not-call list.
+	require.Equal(t, http.StatusCreated, x.do(t, "POST", "/v1/dnc/lists", nil,
+		map[string]any{"id": "internal", "name": "Internal", "kind": "internal"}, nil))
+	require.Contains(t, []int{200, 201}, x.do(t, "POST", "/v1/dnc/lists/internal/numbers", nil, map[string]any{"number": busy}, nil))
+
 	// At rest, the consent, the refusal, the calls and their attempts hold
-	// their number sealed: no clear column, no digits in any stored byte.
+	// their number sealed: no clear column, no digits in any stored byte;
+	// the do-not-call entry is its blind index alone.
+	var dncDigits, dncKeys int
+	require.NoError(t, x.m.db.Pool().QueryRow(context.Background(), `SELECT (SELECT count(*) FROM dnc_entries),
+		(SELECT count(*) FROM dnc_index WHERE number_key <> $1)`, strings.TrimPrefix(busy, "+")).Scan(&dncDigits, &dncKeys))
+	require.Zero(t, dncDigits)
+	require.Equal(t, 1, dncKeys)
 	for _, c := range []struct{ table, cols string }{
 		{"consents", "coalesce(number, ''), number_index, number_sealed"},
 		{"refusals", "coalesce(number, ''), number_index, number_sealed"},

@@ -50,8 +50,11 @@ func (s *Store) ImportDNC(ctx context.Context, listID string, r io.Reader, norma
 	if !exists {
 		return rep, fmt.Errorf("importing: %w", dncListNotFound(listID))
 	}
+	if s.pd == nil {
+		return rep, fmt.Errorf("importing into do-not-call list %s: %w", listID, errNoPersonalData)
+	}
 	rd := newDNCReader(r, normalize, opts.MaxRowErrors)
-	src := &dncCopySource{ctx: ctx, rd: rd}
+	src := &dncCopySource{ctx: ctx, rd: rd, pd: s.pd}
 	// Read what fits in memory before the transaction starts.
 	sortRows := opts.SortRows
 	if sortRows < 1 {
@@ -65,8 +68,16 @@ func (s *Store) ImportDNC(ctx context.Context, listID string, r io.Reader, norma
 	}
 	src.streaming = len(src.buf) == sortRows
 	if !src.streaming {
+		// Distinct numbers, then their keys in order, so the btree fills
+		// in key order.
 		slices.Sort(src.buf)
 		src.buf = slices.Compact(src.buf)
+		keys, err := digitsKeys(s.pd, src.buf)
+		if err != nil {
+			return rep, fmt.Errorf("importing into do-not-call list %s: %w", listID, err)
+		}
+		slices.Sort(keys)
+		src.keys, src.buf = slices.Compact(keys), nil
 	}
 
 	tx, err := s.db.pool.BeginTx(ctx, readCommitted)
@@ -98,7 +109,7 @@ func (s *Store) importDNC(ctx context.Context, tx pgx.Tx, listID string, src *dn
 	b.Queue(`SELECT ref FROM dnc_lists WHERE id = $1`, listID).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&ref)
 	})
-	b.Queue(`CREATE TEMP TABLE dnc_import (number bigint) ON COMMIT DROP`)
+	b.Queue(`CREATE TEMP TABLE dnc_import (number_key bigint) ON COMMIT DROP`)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return dncListNotFound(listID)
@@ -107,7 +118,7 @@ func (s *Store) importDNC(ctx context.Context, tx pgx.Tx, listID string, src *dn
 	}
 	staged := false
 	if src.streaming {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"dnc_import"}, []string{"number"}, src)
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"dnc_import"}, []string{"number_key"}, src)
 		if serr := src.Err(); serr != nil {
 			return serr // what stopped the upload, rather than how COPY ended
 		}
@@ -135,27 +146,27 @@ func (s *Store) importDNC(ctx context.Context, tx pgx.Tx, listID string, src *dn
 	switch {
 	case entries == 0 && !staged:
 		// Sorted and unique: straight into the btree, page after page.
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"dnc_entries"}, []string{"number", "list_ref"},
-			pgx.CopyFromSlice(len(src.buf), func(i int) ([]any, error) { return []any{src.buf[i], ref}, nil }))
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"dnc_index"}, []string{"number_key", "list_ref"},
+			pgx.CopyFromSlice(len(src.keys), func(i int) ([]any, error) { return []any{src.keys[i], ref}, nil }))
 		if err != nil {
 			return err
 		}
 		rep.Added = n
 	default:
 		if !staged {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"dnc_import"}, []string{"number"}, src); err != nil {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"dnc_import"}, []string{"number_key"}, src); err != nil {
 				return err
 			}
 		}
 		// Sorted, so the btree fills in key order; DISTINCT because a
 		// streamed upload may repeat numbers.
-		insert := `INSERT INTO dnc_entries (number, list_ref)
-			SELECT DISTINCT ON (number) number, $1::int FROM dnc_import ORDER BY number`
+		insert := `INSERT INTO dnc_index (number_key, list_ref)
+			SELECT DISTINCT ON (number_key) number_key, $1::int FROM dnc_import ORDER BY number_key`
 		if entries > 0 {
-			insert = `INSERT INTO dnc_entries (number, list_ref)
-				SELECT DISTINCT ON (s.number) s.number, $1::int FROM dnc_import s
-				WHERE NOT EXISTS (SELECT 1 FROM dnc_entries e WHERE e.number = s.number AND e.list_ref = $1)
-				ORDER BY s.number`
+			insert = `INSERT INTO dnc_index (number_key, list_ref)
+				SELECT DISTINCT ON (s.number_key) s.number_key, $1::int FROM dnc_import s
+				WHERE NOT EXISTS (SELECT 1 FROM dnc_index e WHERE e.number_key = s.number_key AND e.list_ref = $1)
+				ORDER BY s.number_key`
 		}
 		tag, err := tx.Exec(ctx, insert, ref)
 		if err != nil {
@@ -163,12 +174,18 @@ func (s *Store) importDNC(ctx context.Context, tx pgx.Tx, listID string, src *dn
 		}
 		rep.Added = tag.RowsAffected()
 		if opts.Replace && entries > 0 {
-			tag, err := tx.Exec(ctx, `DELETE FROM dnc_entries e WHERE e.list_ref = $1
-				AND NOT EXISTS (SELECT 1 FROM dnc_import s WHERE s.number = e.number)`, ref)
+			tag, err := tx.Exec(ctx, `DELETE FROM dnc_index e WHERE e.list_ref = $1
+				AND NOT EXISTS (SELECT 1 FROM dnc_import s WHERE s.number_key = e.number_key)`, ref)
 			if err != nil {
 				return err
 			}
 			rep.Removed = tag.RowsAffected()
+			// Entries still stored as digits (before a controller moved
+			// them) are superseded: the upload was inserted in full.
+			if tag, err = tx.Exec(ctx, `DELETE FROM dnc_entries WHERE list_ref = $1`, ref); err != nil {
+				return err
+			}
+			rep.Removed += tag.RowsAffected()
 		}
 	}
 	var scrubAt *time.Time
@@ -192,8 +209,10 @@ func (s *Store) importDNC(ctx context.Context, tx pgx.Tx, listID string, src *dn
 type dncCopySource struct {
 	ctx       context.Context
 	rd        *dncReader
-	buf       []int64
-	streaming bool // buf is full; the upload goes on
+	pd        controller.PersonalData
+	buf       []int64 // numbers read ahead (streaming), or nil once keyed
+	keys      []int64 // the keys (dncKey) of an upload read whole, in order
+	streaming bool    // buf is full; the upload goes on
 
 	i   int // next index in buf
 	v   int64
@@ -215,15 +234,27 @@ func (s *dncCopySource) read() bool {
 }
 
 func (s *dncCopySource) Next() bool {
-	if s.i < len(s.buf) {
-		s.row[0] = s.buf[s.i]
+	if s.i < len(s.keys) {
+		s.row[0] = s.keys[s.i]
 		s.i++
 		return true
 	}
-	if !s.streaming || !s.read() {
+	var v int64
+	switch {
+	case s.i < len(s.buf):
+		v = s.buf[s.i]
+		s.i++
+	case s.streaming && s.read():
+		v = s.v
+	default:
 		return false
 	}
-	s.row[0] = s.v
+	key, err := digitsKey(s.pd, v)
+	if err != nil {
+		s.err = err
+		return false
+	}
+	s.row[0] = key
 	return true
 }
 

@@ -134,24 +134,27 @@ func collectDNCLists(rows pgx.Rows) ([]controller.DNCList, error) {
 // there. Returns ENOTFOUND for an unknown list, EINVALID if number is not
 // E.164.
 func (s *Store) AddDNCNumber(ctx context.Context, listID, number string) (bool, error) {
-	digits, ok := e164Digits(number)
-	if !ok {
-		return false, fmt.Errorf("adding to do-not-call list: %w", checkE164("number", number))
+	if err := checkE164("number", number); err != nil {
+		return false, fmt.Errorf("adding to do-not-call list: %w", err)
+	}
+	index, err := s.numberIndex(number)
+	if err != nil {
+		return false, fmt.Errorf("adding to do-not-call list: %w", err)
 	}
 	// The list row is locked first, so the count stays exact and an import
 	// in progress on the list is waited for.
 	var found, added bool
-	err := s.db.pool.QueryRow(ctx, `
+	err = s.db.pool.QueryRow(ctx, `
 		WITH l AS MATERIALIZED (
 			SELECT ref FROM dnc_lists WHERE id = $1 FOR UPDATE
 		), ins AS (
-			INSERT INTO dnc_entries (number, list_ref) SELECT $2, ref FROM l
+			INSERT INTO dnc_index (number_key, list_ref) SELECT $2, ref FROM l
 			ON CONFLICT DO NOTHING
 			RETURNING 1
 		), u AS (
 			UPDATE dnc_lists SET entries = entries + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)
 		)
-		SELECT EXISTS (SELECT 1 FROM l), EXISTS (SELECT 1 FROM ins)`, listID, digits).Scan(&found, &added)
+		SELECT EXISTS (SELECT 1 FROM l), EXISTS (SELECT 1 FROM ins)`, listID, dncKey(index)).Scan(&found, &added)
 	if err != nil {
 		return false, fmt.Errorf("adding to do-not-call list %s: %w", listID, translate(err))
 	}
@@ -169,10 +172,14 @@ func (s *Store) RemoveDNCNumber(ctx context.Context, listID, number string) (boo
 	if !ok {
 		return false, fmt.Errorf("removing from do-not-call list: %w", checkE164("number", number))
 	}
+	index, err := s.numberIndex(number)
+	if err != nil {
+		return false, fmt.Errorf("removing from do-not-call list: %w", err)
+	}
 	// Lock the list first, in its own statement, so that the delete's
 	// snapshot sees what an import that held the list committed.
 	var removed bool
-	err := pgx.BeginTxFunc(ctx, s.db.pool, readCommitted, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, s.db.pool, readCommitted, func(tx pgx.Tx) error {
 		var ref int32
 		err := tx.QueryRow(ctx, `SELECT ref FROM dnc_lists WHERE id = $1 FOR UPDATE`, listID).Scan(&ref)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -183,11 +190,14 @@ func (s *Store) RemoveDNCNumber(ctx context.Context, listID, number string) (boo
 		}
 		return tx.QueryRow(ctx, `
 			WITH del AS (
+				DELETE FROM dnc_index WHERE number_key = $3 AND list_ref = $1 RETURNING 1
+			), old AS (
 				DELETE FROM dnc_entries WHERE number = $2 AND list_ref = $1 RETURNING 1
 			), u AS (
-				UPDATE dnc_lists SET entries = entries - 1 WHERE ref = $1 AND EXISTS (SELECT 1 FROM del)
+				UPDATE dnc_lists SET entries = entries - 1 WHERE ref = $1
+					AND EXISTS (SELECT 1 FROM del UNION ALL SELECT 1 FROM old)
 			)
-			SELECT EXISTS (SELECT 1 FROM del)`, ref, digits).Scan(&removed)
+			SELECT EXISTS (SELECT 1 FROM del UNION ALL SELECT 1 FROM old)`, ref, digits, dncKey(index)).Scan(&removed)
 	})
 	if err != nil {
 		return false, fmt.Errorf("removing from do-not-call list %s: %w", listID, translate(err))
@@ -228,6 +238,9 @@ func (s *Store) DeleteDNCList(ctx context.Context, listID string) error {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM dnc_entries WHERE list_ref = $1`, ref); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM dnc_index WHERE list_ref = $1`, ref); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM dnc_lists WHERE ref = $1`, ref)

@@ -309,7 +309,7 @@ func testImportDNCIsAllOrNothing(t *testing.T, sortRows int) {
 	require.True(t, l.LastScrubAt.IsZero())
 	require.Empty(t, b.hits(t, "", "+13000000000"))
 	var entries int64
-	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT count(*) FROM dnc_entries`).Scan(&entries))
+	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT count(*) FROM dnc_index`).Scan(&entries))
 	require.EqualValues(t, 10, entries)
 
 	// A reading error mid-way does the same.
@@ -357,7 +357,7 @@ func testImportDNCConcurrentEdits(t *testing.T, sortRows int) {
 	}
 	require.NoError(t, <-done)
 	var entries int64
-	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT count(*) FROM dnc_entries`).Scan(&entries))
+	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT count(*) FROM dnc_index`).Scan(&entries))
 	require.EqualValues(t, 20050, entries)
 	require.EqualValues(t, entries, b.list(t, "", "n").Entries)
 }

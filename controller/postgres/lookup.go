@@ -16,8 +16,12 @@ var _ controller.Lookup = (*txLookup)(nil)
 
 // The Lookup queries shared by the methods and lock.
 const (
-	dncHitsSQL = `SELECT l.id, l.kind FROM dnc_entries e JOIN dnc_lists l ON l.ref = e.list_ref
-		WHERE e.number = $1 AND (l.tenant_id = $2 OR l.tenant_id IS NULL)
+	// One probe per list the tenant sees (dnc_index is list first), by
+	// blind index and, for entries not yet moved from dnc_entries, by digits.
+	dncHitsSQL = `SELECT l.id, l.kind FROM dnc_lists l
+		WHERE (l.tenant_id = $2 OR l.tenant_id IS NULL) AND (
+			EXISTS (SELECT 1 FROM dnc_index e WHERE e.list_ref = l.ref AND e.number_key = $3)
+			OR EXISTS (SELECT 1 FROM dnc_entries e WHERE e.number = $1 AND e.list_ref = l.ref))
 		ORDER BY l.id`
 	callerIDOwnedSQL = `SELECT EXISTS (SELECT 1 FROM owned_numbers WHERE tenant_id = $1 AND number = $2)`
 )
@@ -97,6 +101,7 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		tenants, numbers = make([]string, n), make([]string, n)
 		excludes         = make([]int64, n)
 		digits           []int64
+		digitPos         []int // position in ls of each of digits
 		fromTenants      []string
 		froms            []string
 		consentTenants   []string
@@ -115,7 +120,7 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		l.pre = prefetched{consents: map[controller.Purpose]controller.Consent{}, horizon: horizon,
 			lists: []controller.DNCList{}}
 		if d, ok := e164Digits(l.number); ok {
-			digits = append(digits, d)
+			digits, digitPos = append(digits, d), append(digitPos, i)
 			byDigits[d] = l
 			l.pre.hitsOK, l.pre.hits = true, []controller.DNCHit{}
 		}
@@ -179,17 +184,42 @@ func lockAll(ctx context.Context, tx *numberTx, begin string, ls []*txLookup) er
 		return err
 	})
 	if len(digits) > 0 {
-		b.Queue(`SELECT e.number, coalesce(l.tenant_id, ''), l.id, l.kind
-			FROM dnc_entries e JOIN dnc_lists l ON l.ref = e.list_ref
-			WHERE e.number = ANY($1::bigint[]) AND (l.tenant_id = ANY($2::text[]) OR l.tenant_id IS NULL)
-			ORDER BY l.id`, digits, tenants).Query(func(rows pgx.Rows) error {
+		// By index, one probe per list; entries from before (until a
+		// controller moves them at start) by their digits. In list order.
+		keys := make([]int64, len(digits))
+		byKey := make(map[int64]*txLookup, len(digits))
+		for k, i := range digitPos {
+			keys[k] = dncKey(indexes[i])
+			byKey[keys[k]] = ls[i]
+		}
+		b.Queue(`SELECT e.key, e.digits, coalesce(l.tenant_id, ''), l.id, l.kind
+			FROM dnc_lists l CROSS JOIN LATERAL (
+				SELECT number_key AS key, NULL::bigint AS digits FROM dnc_index
+				WHERE list_ref = l.ref AND number_key = ANY($1::bigint[])
+				UNION ALL
+				SELECT NULL, number FROM dnc_entries
+				WHERE list_ref = l.ref AND number = ANY($3::bigint[])) e
+			WHERE l.tenant_id = ANY($2::text[]) OR l.tenant_id IS NULL
+			ORDER BY l.id`, keys, tenants, digits).Query(func(rows pgx.Rows) error {
 			var (
-				number int64
-				tenant string
-				h      controller.DNCHit
+				key, number *int64
+				tenant      string
+				h           controller.DNCHit
 			)
-			_, err := pgx.ForEachRow(rows, []any{&number, &tenant, &h.ListID, &h.ListKind}, func() error {
-				if l := byDigits[number]; l != nil && (tenant == "" || tenant == l.tenant) {
+			_, err := pgx.ForEachRow(rows, []any{&key, &number, &tenant, &h.ListID, &h.ListKind}, func() error {
+				var l *txLookup
+				switch {
+				case key != nil:
+					l = byKey[*key]
+				case number != nil:
+					l = byDigits[*number]
+				}
+				if l == nil || (tenant != "" && tenant != l.tenant) {
+					return nil
+				}
+				// Found both ways (an older controller added the digits
+				// again): one hit.
+				if n := len(l.pre.hits); n == 0 || l.pre.hits[n-1].ListID != h.ListID {
 					l.pre.hits = append(l.pre.hits, h)
 				}
 				return nil
@@ -378,7 +408,14 @@ func (l *txLookup) DNCHits(ctx context.Context, tenant, number string) ([]contro
 	if !ok {
 		return nil, fmt.Errorf("looking up do-not-call lists: %w", checkE164("number", number))
 	}
-	rows, err := l.tx.Query(ctx, dncHitsSQL, digits, tenant)
+	if l.pd == nil {
+		return nil, fmt.Errorf("looking up do-not-call lists: %w", errNoPersonalData)
+	}
+	index, err := l.pd.NumberIndex(number)
+	if err != nil {
+		return nil, fmt.Errorf("looking up do-not-call lists: %w", err)
+	}
+	rows, err := l.tx.Query(ctx, dncHitsSQL, digits, tenant, dncKey(index))
 	if err != nil {
 		return nil, fmt.Errorf("looking up do-not-call lists: %w", translate(err))
 	}

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -86,6 +90,45 @@ func openLeadDetails(pd controller.PersonalData, name string, fields, sealed []b
 	}
 	rest := plain[k:]
 	return rest[:n], []byte(rest[n:]), nil
+}
+
+// dncKey is the do-not-call key of a blind index: its first 64 bits.
+func dncKey(index []byte) int64 { return int64(binary.BigEndian.Uint64(index)) }
+
+// digitsKey returns the do-not-call key of the E.164 number whose digits
+// are d (how dnc_entries held numbers).
+func digitsKey(pd controller.PersonalData, d int64) (int64, error) {
+	var b [20]byte
+	idx, err := pd.NumberIndex(string(strconv.AppendInt(append(b[:0], '+'), d, 10)))
+	if err != nil {
+		return 0, err
+	}
+	return dncKey(idx), nil
+}
+
+// digitsKeys returns the do-not-call keys of ds, on every core.
+func digitsKeys(pd controller.PersonalData, ds []int64) ([]int64, error) {
+	if pd == nil {
+		return nil, errNoPersonalData
+	}
+	n := len(ds)
+	out := make([]int64, n)
+	workers := max(1, min(runtime.GOMAXPROCS(0), n/1024))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				var err error
+				if out[i], err = digitsKey(pd, ds[i]); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // numberIndexes returns the blind indexes of numbers, in order.
@@ -188,6 +231,17 @@ func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	// Do-not-call entries stored as digits before.
+	for {
+		n, err := s.moveDNCBatch(ctx, conn)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("indexing do-not-call entries: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
 	// Names and custom fields of leads imported before.
 	for {
 		n, err := s.sealLeadDetailsBatch(ctx, conn)
@@ -214,6 +268,48 @@ func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// moveDNCBatch moves up to 10 000 do-not-call entries stored as digits to
+// the blind-index table.
+func (s *Store) moveDNCBatch(ctx context.Context, conn *pgxpool.Conn) (int, error) {
+	rows, err := conn.Query(ctx, `SELECT number, list_ref FROM dnc_entries LIMIT 10000`)
+	if err != nil {
+		return 0, translate(err)
+	}
+	var (
+		numbers []int64
+		refs    []int32
+		number  int64
+		ref     int32
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&number, &ref}, func() error {
+		numbers, refs = append(numbers, number), append(refs, ref)
+		return nil
+	}); err != nil {
+		return 0, translate(err)
+	}
+	if len(numbers) == 0 {
+		return 0, nil
+	}
+	keys, err := digitsKeys(s.pd, numbers)
+	if err != nil {
+		return 0, err
+	}
+	tag, err := conn.Exec(ctx, `
+		WITH moved AS (
+			DELETE FROM dnc_entries e USING unnest($1::bigint[], $2::int[]) AS u(number, ref)
+			WHERE e.number = u.number AND e.list_ref = u.ref
+			RETURNING e.number, e.list_ref
+		)
+		INSERT INTO dnc_index (number_key, list_ref)
+		SELECT u.key, u.ref FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(number, ref, key)
+		JOIN moved m ON m.number = u.number AND m.list_ref = u.ref
+		ON CONFLICT DO NOTHING`, numbers, refs, keys)
+	if err != nil {
+		return 0, translate(err)
+	}
+	return max(int(tag.RowsAffected()), 1), nil // moved (a duplicate still left dnc_entries)
 }
 
 // sealLeadDetailsBatch seals the names and fields of up to 1000 leads

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,32 @@ func TestNumbersAreSealedAtRest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, d.Created)
 
+	// Do-not-call entries, added one by one and imported.
+	for _, id := range []string{"one", "bulk"} {
+		_, err := b.store.CreateDNCList(b.ctx, controller.DNCList{ID: id, Name: id, Kind: "internal", TenantID: controller.DefaultTenant})
+		require.NoError(t, err)
+	}
+	added, err := b.store.AddDNCNumber(b.ctx, "one", number)
+	require.NoError(t, err)
+	require.True(t, added)
+	rep, err := b.store.ImportDNC(b.ctx, "bulk", strings.NewReader(number+"\n+12125550000\n"), nil, postgres.DNCImportOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, rep.Added)
+	var dncDigits, dncKeys int
+	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT (SELECT count(*) FROM dnc_entries),
+		(SELECT count(*) FROM dnc_index WHERE number_key NOT IN (15550071234, 12125550000))`).Scan(&dncDigits, &dncKeys))
+	require.Zero(t, dncDigits, "no do-not-call entry as digits")
+	require.Equal(t, 3, dncKeys, "each entry by its blind index")
+	_, err = b.store.Gate(b.ctx, "", number, func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
+		hits, err := l.DNCHits(ctx, "", number)
+		require.NoError(t, err)
+		require.Equal(t, []controller.DNCHit{{ListID: "bulk", ListKind: "internal"}, {ListID: "one", ListKind: "internal"}}, hits)
+		hits, err = l.DNCHits(ctx, "", "+12125550000") // not prefetched: its own query
+		require.Equal(t, []controller.DNCHit{{ListID: "bulk", ListKind: "internal"}}, hits)
+		return controller.Decision{Allow: true}, err
+	})
+	require.NoError(t, err)
+
 	clear, stored, rows := storedNumbers(t, b)
 	require.Empty(t, clear, "no number in the clear")
 	for _, table := range []string{"consents", "refusals", "calls", "attempts", "leads", "campaign_leads"} {
@@ -159,10 +186,24 @@ func TestClearNumbersFromBeforeSealingAreFoundThenSealed(t *testing.T) {
 		{`WITH l AS (INSERT INTO lead_lists (id, tenant_id, name) VALUES ($1, 'default', 'old') RETURNING id)
 			INSERT INTO leads (tenant_id, list_id, phone, name, fields)
 			SELECT 'default', id, $2, 'Ada Lovelace', '{"email": "ada@example.com"}' FROM l`, []any{uuid.NewString(), calledNumber}},
+		{`WITH l AS (INSERT INTO dnc_lists (id, name, kind, source, tenant_id) VALUES ('old', 'old', 'internal', '', 'default') RETURNING ref)
+			INSERT INTO dnc_entries (number, list_ref) SELECT 15550073333, ref FROM l`, nil},
 	} {
 		_, err := pool.Exec(b.ctx, q.sql, q.args...)
 		require.NoError(t, err, q.sql)
 	}
+	onDNC := func() bool {
+		t.Helper()
+		var hits []controller.DNCHit
+		_, err := b.store.Gate(b.ctx, "", calledNumber, func(ctx context.Context, l controller.Lookup) (controller.Decision, error) {
+			var err error
+			hits, err = l.DNCHits(ctx, "", calledNumber)
+			return controller.Decision{Allow: true}, err
+		})
+		require.NoError(t, err)
+		return len(hits) == 1 && hits[0].ListID == "old"
+	}
+	require.True(t, onDNC(), "an entry stored as digits is found")
 	counted := func() int {
 		t.Helper()
 		var n int
@@ -183,7 +224,11 @@ func TestClearNumbersFromBeforeSealingAreFoundThenSealed(t *testing.T) {
 
 	n, err := b.store.SealClearNumbers(b.ctx)
 	require.NoError(t, err)
-	require.Equal(t, 7, n, "a refusal, a consent, a call, its attempt and its decision, a lead's number and its details")
+	require.Equal(t, 8, n, "a refusal, a consent, a call, its attempt and its decision, a lead's number and its details, a do-not-call entry")
+	require.True(t, onDNC(), "found by its index once moved")
+	var digitsLeft int
+	require.NoError(t, pool.QueryRow(b.ctx, `SELECT count(*) FROM dnc_entries`).Scan(&digitsLeft))
+	require.Zero(t, digitsLeft)
 	clear, _, _ := storedNumbers(t, b)
 	require.Empty(t, clear)
 	refused, _ = lookupSees(t, b, controller.DefaultTenant, refusedNumber)

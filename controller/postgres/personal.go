@@ -231,16 +231,19 @@ func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	// Do-not-call entries stored as digits before.
+	// Do-not-call entries stored as digits before, in key order (rows
+	// deleted behind the cursor are not read again).
+	after := dncCursor{number: -1}
 	for {
-		n, err := s.moveDNCBatch(ctx, conn)
+		n, next, err := s.moveDNCBatch(ctx, conn, after)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("indexing do-not-call entries: %w", err)
 		}
-		if n == 0 {
+		if next == after {
 			break
 		}
+		after = next
 	}
 	// Names and custom fields of leads imported before.
 	for {
@@ -270,12 +273,22 @@ func (s *Store) SealClearNumbers(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// moveDNCBatch moves up to 10 000 do-not-call entries stored as digits to
-// the blind-index table.
-func (s *Store) moveDNCBatch(ctx context.Context, conn *pgxpool.Conn) (int, error) {
-	rows, err := conn.Query(ctx, `SELECT number, list_ref FROM dnc_entries LIMIT 10000`)
+// dncCursor is the key of a dnc_entries row.
+type dncCursor struct {
+	number int64
+	ref    int32
+}
+
+// moveDNCBatch moves the next 10 000 do-not-call entries stored as digits
+// (after the given key) to dnc_index, and returns how many it moved and the
+// last key it read (after again once none are left). An entry that is in
+// both tables (an older controller added it again) leaves dnc_entries and
+// its list's count drops by one.
+func (s *Store) moveDNCBatch(ctx context.Context, conn *pgxpool.Conn, after dncCursor) (int, dncCursor, error) {
+	rows, err := conn.Query(ctx, `SELECT number, list_ref FROM dnc_entries
+		WHERE (number, list_ref) > ($1, $2) ORDER BY number, list_ref LIMIT 10000`, after.number, after.ref)
 	if err != nil {
-		return 0, translate(err)
+		return 0, after, translate(err)
 	}
 	var (
 		numbers []int64
@@ -287,29 +300,40 @@ func (s *Store) moveDNCBatch(ctx context.Context, conn *pgxpool.Conn) (int, erro
 		numbers, refs = append(numbers, number), append(refs, ref)
 		return nil
 	}); err != nil {
-		return 0, translate(err)
+		return 0, after, translate(err)
 	}
 	if len(numbers) == 0 {
-		return 0, nil
+		return 0, after, nil
 	}
+	last := dncCursor{numbers[len(numbers)-1], refs[len(refs)-1]}
 	keys, err := digitsKeys(s.pd, numbers)
 	if err != nil {
-		return 0, err
+		return 0, after, err
 	}
-	tag, err := conn.Exec(ctx, `
+	var moved int
+	err = conn.QueryRow(ctx, `
 		WITH moved AS (
 			DELETE FROM dnc_entries e USING unnest($1::bigint[], $2::int[]) AS u(number, ref)
 			WHERE e.number = u.number AND e.list_ref = u.ref
 			RETURNING e.number, e.list_ref
+		), ins AS (
+			INSERT INTO dnc_index (list_ref, number_key)
+			SELECT u.ref, u.key FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(number, ref, key)
+			JOIN moved m ON m.number = u.number AND m.list_ref = u.ref
+			ON CONFLICT DO NOTHING
+			RETURNING list_ref
+		), dup AS (
+			UPDATE dnc_lists l SET entries = l.entries - d.n
+			FROM (SELECT m.list_ref, m.n - coalesce(i.n, 0) AS n
+				FROM (SELECT list_ref, count(*) AS n FROM moved GROUP BY list_ref) m
+				LEFT JOIN (SELECT list_ref, count(*) AS n FROM ins GROUP BY list_ref) i USING (list_ref)) d
+			WHERE l.ref = d.list_ref AND d.n > 0
 		)
-		INSERT INTO dnc_index (number_key, list_ref)
-		SELECT u.key, u.ref FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(number, ref, key)
-		JOIN moved m ON m.number = u.number AND m.list_ref = u.ref
-		ON CONFLICT DO NOTHING`, numbers, refs, keys)
+		SELECT count(*) FROM moved`, numbers, refs, keys).Scan(&moved)
 	if err != nil {
-		return 0, translate(err)
+		return 0, after, translate(err)
 	}
-	return max(int(tag.RowsAffected()), 1), nil // moved (a duplicate still left dnc_entries)
+	return moved, last, nil
 }
 
 // sealLeadDetailsBatch seals the names and fields of up to 1000 leads

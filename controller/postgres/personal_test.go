@@ -309,3 +309,41 @@ func TestRotationResealsNumbers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, number, got.To)
 }
+
+func TestDNCEntriesStoredAsDigitsAreMovedInBatches(t *testing.T) {
+	b := setup(t)
+	_, err := b.store.CreateDNCList(b.ctx, controller.DNCList{ID: "old", Name: "old", Kind: "national"})
+	require.NoError(t, err)
+	// One number is on the list both ways: added by this version, then by
+	// an older one as digits.
+	added, err := b.store.AddDNCNumber(b.ctx, "old", "+13000000007")
+	require.NoError(t, err)
+	require.True(t, added)
+	const n = 25_000 // more than two batches
+	_, err = b.store.DB().Pool().Exec(b.ctx, `
+		WITH l AS (UPDATE dnc_lists SET entries = entries + $1 WHERE id = 'old' RETURNING ref)
+		INSERT INTO dnc_entries (number, list_ref) SELECT 13000000000 + g, ref FROM l, generate_series(0, $1 - 1) g`, n)
+	require.NoError(t, err)
+	require.EqualValues(t, n+1, b.list(t, "", "old").Entries)
+	for _, number := range []string{"+13000000000", "+13000000007", "+13000024999"} {
+		require.Len(t, b.hits(t, "", number), 1, "%s found as digits", number)
+	}
+
+	moved, err := b.store.SealClearNumbers(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, n, moved)
+	var digits, keys int
+	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx,
+		`SELECT (SELECT count(*) FROM dnc_entries), (SELECT count(*) FROM dnc_index)`).Scan(&digits, &keys))
+	require.Zero(t, digits)
+	require.Equal(t, n, keys)
+	require.EqualValues(t, n, b.list(t, "", "old").Entries, "the entry that was there twice counts once")
+	for _, number := range []string{"+13000000000", "+13000000007", "+13000012345", "+13000024999"} {
+		require.Equal(t, []controller.DNCHit{{ListID: "old", ListKind: "national"}}, b.hits(t, "", number), number)
+	}
+	require.Empty(t, b.hits(t, "", "+13000025000"))
+	removed, err := b.store.RemoveDNCNumber(b.ctx, "old", "+13000012345")
+	require.NoError(t, err)
+	require.True(t, removed)
+	require.Empty(t, b.hits(t, "", "+13000012345"))
+}

@@ -20,9 +20,10 @@ var _ controller.CallStore = (*Store)(nil)
 
 // Store is controller.CallStore on PostgreSQL.
 type Store struct {
-	db    *DB
-	audit auditGroup              // group commit of audit appends
-	pd    controller.PersonalData // seals and indexes phone numbers; see SetPersonalData
+	db      *DB
+	audit   auditGroup              // group commit of audit appends
+	creates createGroup             // group commit of gated creations
+	pd      controller.PersonalData // seals and indexes phone numbers; see SetPersonalData
 }
 
 // NewStore returns a store on db.

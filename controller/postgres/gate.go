@@ -112,6 +112,11 @@ SELECT attempt_id, created_at, updated_at, ended_at FROM c`
 // EINVALID for a malformed ID or a c.To that is not E.164, EINVALID naming
 // tenant_id for an unknown tenant, and decide's error (wrapped) if it fails,
 // in which case nothing is written.
+//
+// Concurrent creations share transactions (create_group.go): decide then
+// runs in a writer goroutine, with ctx's values but not its cancellation
+// once the group has started, and the call returns when its group has
+// committed.
 func (s *Store) CreateCallGated(ctx context.Context, c controller.Call, requestHash string, decide DecideFunc) (controller.Call, bool, controller.Decision, error) {
 	c, vars, err := prepareCall(c)
 	if err != nil {
@@ -127,7 +132,7 @@ func (s *Store) CreateCallGated(ctx context.Context, c controller.Call, requestH
 				return existing, false, d, err
 			}
 		}
-		created, d, err := s.createGated(ctx, &c, vars, requestHash, decide)
+		created, d, err := s.createGatedGrouped(ctx, &c, vars, requestHash, decide)
 		if err != nil || created {
 			return c, created, d, err
 		}
@@ -136,8 +141,9 @@ func (s *Store) CreateCallGated(ctx context.Context, c controller.Call, requestH
 		controller.Errorf(controller.ECONFLICT, "Idempotency-Key is being reused concurrently, try again"))
 }
 
-// createGated runs one gated creation transaction. It reports created=false
-// with no error when the idempotency key was taken meanwhile.
+// createGated runs one gated creation transaction, alone (a group that
+// failed is run again this way). It reports created=false with no error
+// when the idempotency key was taken meanwhile.
 func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte, requestHash string, decide DecideFunc) (bool, controller.Decision, error) {
 	tx, err := s.acquireTx(ctx)
 	if err != nil {

@@ -249,7 +249,7 @@ func (s *Store) createGroupTx(ctx context.Context, group []*createReq) ([]create
 			res[i].err = fmt.Errorf("creating call %s: deciding: %w", c.ID, err)
 			continue
 		}
-		raw, err := json.Marshal(storedDecision(d))
+		raw, err := encodeStoredDecision(d)
 		if err != nil {
 			res[i].err = fmt.Errorf("creating call %s: encoding decision: %w", c.ID, err)
 			continue

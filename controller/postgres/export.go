@@ -88,7 +88,7 @@ func (s *Store) ExportTrace(ctx context.Context, tenant string, from, to time.Ti
 					return fmt.Errorf("exporting call %s: decoding decision: %w", r.CallID, err)
 				}
 				if (*d.dst).Number == "" {
-					(*d.dst).Number = r.To // stored without it (storedDecision)
+					(*d.dst).Number = r.To // stored without it (encodeStoredDecision)
 				}
 			}
 			r.ConsentIDs = append(r.ConsentIDs, citedConsents(r.ConsentIDs, r.Decision, r.DialDecision)...)

@@ -163,7 +163,7 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 		return false, d, fmt.Errorf("creating call %s: %w", c.ID, controller.Errorf(controller.EINTERNAL,
 			"the decision is about %s, the call is to %s", controller.MaskNumber(d.Number), controller.MaskNumber(c.To)))
 	}
-	raw, err := json.Marshal(storedDecision(d))
+	raw, err := encodeStoredDecision(d)
 	if err != nil {
 		return false, d, fmt.Errorf("creating call %s: encoding decision: %w", c.ID, err)
 	}
@@ -203,11 +203,15 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 	return created, d, nil
 }
 
-// storedDecision is d as stored with its attempt: without the callee's
-// number, which the call holds sealed (readers put it back).
-func storedDecision(d controller.Decision) controller.Decision {
-	d.Number = ""
-	return d
+// encodeStoredDecision encodes d as stored with its attempt: without the
+// callee's number — not even its key — which the call holds sealed (readers
+// put it back). (With an empty "number" every stored decision looked like
+// one from before sealing, and every start rewrote them all.)
+func encodeStoredDecision(d controller.Decision) ([]byte, error) {
+	return json.Marshal(struct {
+		controller.Decision
+		Number string `json:"number,omitempty"` // hides the Decision's
+	}{Decision: d})
 }
 
 // blockReasons returns the reason codes to store for a blocking decision:
@@ -275,7 +279,7 @@ func (s *Store) idempotentCall(ctx context.Context, tenant, key, requestHash str
 			return existing, d, false, fmt.Errorf("decoding decision of call %s: %w", existing.ID, err)
 		}
 		if d.Number == "" {
-			d.Number = existing.To // stored without it (storedDecision)
+			d.Number = existing.To // stored without it (encodeStoredDecision)
 		}
 	}
 	return existing, d, true, nil
@@ -391,7 +395,7 @@ func (s *Store) recheckRound(ctx context.Context, batch []controller.Recheck, id
 			res[i].Err = fmt.Errorf("rechecking call %s: deciding: %w", id, err)
 			continue
 		}
-		raw, err := json.Marshal(storedDecision(d))
+		raw, err := encodeStoredDecision(d)
 		if err != nil {
 			res[i].Err = fmt.Errorf("rechecking call %s: encoding decision: %w", id, err)
 			continue
@@ -524,7 +528,7 @@ func (s *Store) GetAttempt(ctx context.Context, tenant string, id controller.Cal
 			return a, fmt.Errorf("decoding decision of call %s: %w", id, err)
 		}
 		if (*d.dst).Number == "" {
-			(*d.dst).Number = number // stored without it (storedDecision)
+			(*d.dst).Number = number // stored without it (encodeStoredDecision)
 		}
 	}
 	return a, nil

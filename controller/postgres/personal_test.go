@@ -128,10 +128,22 @@ func TestNumbersAreSealedAtRest(t *testing.T) {
 			require.False(t, bytes.Contains(v, []byte(digits)), "no digits in what is stored")
 		}
 	}
-	var inDecision int
-	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT count(*) FROM attempts
-		WHERE decision::text LIKE '%5550071234%' OR dial_decision::text LIKE '%5550071234%'`).Scan(&inDecision))
+	_, err = b.store.RecheckAttempt(b.ctx, c.ID, allow)
+	require.NoError(t, err)
+	var inDecision, numberKey int
+	require.NoError(t, b.store.DB().Pool().QueryRow(b.ctx, `SELECT
+		count(*) FILTER (WHERE decision::text LIKE '%5550071234%' OR dial_decision::text LIKE '%5550071234%'),
+		count(*) FILTER (WHERE decision ? 'number' OR dial_decision ? 'number')
+		FROM attempts`).Scan(&inDecision, &numberKey))
 	require.Zero(t, inDecision, "decisions are stored without the number")
+	require.Zero(t, numberKey, "nor an empty one: that is how a decision from before sealing looks")
+	resealed, err := b.store.SealClearNumbers(b.ctx)
+	require.NoError(t, err)
+	require.Zero(t, resealed, "a start finds nothing to seal")
+	a, err := b.store.GetAttempt(b.ctx, controller.DefaultTenant, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, number, a.Decision.Number, "put back when read")
+	require.Equal(t, number, a.DialDecision.Number)
 	got, err := b.store.GetCall(b.ctx, controller.DefaultTenant, c.ID)
 	require.NoError(t, err)
 	require.Equal(t, number, got.To, "opened for whoever may read it")

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -97,30 +95,18 @@ func (s *Store) sealLeads(leads []controller.Lead) (index, sealed, details [][]b
 	}
 	n := len(leads)
 	index, sealed, details = make([][]byte, n), make([][]byte, n), make([][]byte, n)
-	workers := max(1, min(runtime.GOMAXPROCS(0), n/256))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				var err error
-				if index[i], sealed[i], err = sealNumber(s.pd, leads[i].Phone); err != nil {
-					errs[w] = err
-					return
-				}
-				fields, err := jsonMap(leads[i].Fields)
-				if err == nil {
-					details[i], err = sealLeadDetails(s.pd, leads[i].Name, fields)
-				}
-				if err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return index, sealed, details, errors.Join(errs...)
+	err = onEveryCore(n, 256, func(i int) error {
+		var err error
+		if index[i], sealed[i], err = sealNumber(s.pd, leads[i].Phone); err != nil {
+			return err
+		}
+		fields, err := jsonMap(leads[i].Fields)
+		if err == nil {
+			details[i], err = sealLeadDetails(s.pd, leads[i].Name, fields)
+		}
+		return err
+	})
+	return index, sealed, details, err
 }
 
 // leadSource feeds leads to COPY, each row its phone's index and sealed

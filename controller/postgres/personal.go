@@ -111,16 +111,24 @@ func digitsKeys(pd controller.PersonalData, ds []int64) ([]int64, error) {
 	if pd == nil {
 		return nil, errNoPersonalData
 	}
-	n := len(ds)
-	out := make([]int64, n)
-	workers := max(1, min(runtime.GOMAXPROCS(0), n/1024))
+	out := make([]int64, len(ds))
+	return out, onEveryCore(len(ds), 1024, func(i int) (err error) {
+		out[i], err = digitsKey(pd, ds[i])
+		return err
+	})
+}
+
+// onEveryCore runs fn(0…n-1) on up to GOMAXPROCS goroutines, each given at
+// least perWorker values, and returns the first error of each (a goroutine
+// stops at its first).
+func onEveryCore(n, perWorker int, fn func(i int) error) error {
+	workers := max(1, min(runtime.GOMAXPROCS(0), n/perWorker))
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				var err error
-				if out[i], err = digitsKey(pd, ds[i]); err != nil {
+				if err := fn(i); err != nil {
 					errs[w] = err
 					return
 				}
@@ -128,7 +136,7 @@ func digitsKeys(pd controller.PersonalData, ds []int64) ([]int64, error) {
 		})
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // numberIndexes returns the blind indexes of numbers, in order.

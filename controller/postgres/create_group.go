@@ -199,8 +199,15 @@ WITH u AS (
 SELECT id::text, attempt_id, created_at, updated_at, ended_at FROM c`
 
 // decideIn runs r's decision with the values of its caller's context (the
-// policy it resolved, say) and the deadline of the group's.
-func decideIn(group context.Context, r *createReq, l *txLookup) (controller.Decision, error) {
+// policy it resolved, say) and the deadline of the group's. A decision that
+// panics fails its own creation, as it would have failed its own request,
+// not the writer and the process.
+func decideIn(group context.Context, r *createReq, l *txLookup) (d controller.Decision, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = controller.Decision{}, controller.Errorf(controller.EINTERNAL, "the decision panicked: %v", p)
+		}
+	}()
 	ctx := context.WithoutCancel(r.ctx)
 	if deadline, ok := group.Deadline(); ok {
 		var cancel context.CancelFunc

@@ -90,7 +90,8 @@ type gatedRes struct {
 // TestCreationsMeetInOneGroup: creations waiting together are decided and
 // written in one transaction, each with its own outcome — an allow, a
 // block, a failed decision (nothing written for it), one idempotency key
-// used twice (one call) — and a second call to a number already in the
+// used twice (one call), a decision that panics (its creation fails, not
+// the process) — and a second call to a number already in the
 // group is decided after the first is committed, so the cap counts it.
 func TestCreationsMeetInOneGroup(t *testing.T) {
 	b := setup(t)
@@ -111,11 +112,14 @@ func TestCreationsMeetInOneGroup(t *testing.T) {
 		{c: keyed(5), hash: "h", decide: allow},
 		{c: capped, decide: capDecider(capped.To, startOfDay(), 1)},
 		{c: capped, decide: capDecider(capped.To, startOfDay(), 1)},
+		{c: newCall(6), decide: func(context.Context, controller.Lookup) (controller.Decision, error) {
+			panic("a rule's bug")
+		}},
 	}
 	h := holdCreations(b.store, len(reqs))
 	res := h.run(t, b.store, reqs)
 
-	require.Equal(t, []int{1, 6}, h.groupSizes(), "the twin number waits for a group of its own")
+	require.Equal(t, []int{1, 7}, h.groupSizes(), "the twin number waits for a group of its own")
 	require.NoError(t, res[0].err)
 	require.True(t, res[0].created)
 	require.Equal(t, controller.CallQueued, res[0].c.State)
@@ -135,13 +139,16 @@ func TestCreationsMeetInOneGroup(t *testing.T) {
 	require.NoError(t, res[5].err)
 	require.NoError(t, res[6].err)
 	require.ElementsMatch(t, []bool{true, false}, []bool{res[5].d.Allow, res[6].d.Allow}, "a cap of one: the second sees the first")
-	for _, r := range res[5:] {
+	for _, r := range res[5:7] {
 		if !r.d.Allow {
 			require.Equal(t, []string{controller.ReasonCapDaily}, r.d.Reasons)
 			require.Equal(t, controller.CallBlocked, r.c.State)
 		}
 	}
 	require.Equal(t, 1, gateCount(t, b, capped.To, startOfDay()))
+	requireCode(t, controller.EINTERNAL, res[7].err)
+	require.Contains(t, res[7].err.Error(), "a rule's bug")
+	require.False(t, res[7].created)
 
 	page, err := b.store.ListCalls(b.ctx, controller.CallFilter{})
 	require.NoError(t, err)

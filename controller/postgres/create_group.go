@@ -199,23 +199,28 @@ WITH u AS (
 SELECT id::text, attempt_id, created_at, updated_at, ended_at FROM c`
 
 // decideIn runs r's decision with the values of its caller's context (the
-// policy it resolved, say) and the deadline of the group's. A decision that
-// panics fails its own creation, as it would have failed its own request,
-// not the writer and the process.
-func decideIn(group context.Context, r *createReq, l *txLookup) (d controller.Decision, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			d, err = controller.Decision{}, controller.Errorf(controller.EINTERNAL, "the decision panicked: %v", p)
-		}
-	}()
+// policy it resolved, say) and the deadline of the group's.
+func decideIn(group context.Context, r *createReq, l *txLookup) (controller.Decision, error) {
 	ctx := context.WithoutCancel(r.ctx)
 	if deadline, ok := group.Deadline(); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
+	return runDecide(ctx, r.decide, l)
+}
+
+// runDecide runs decide on l, then closes l. A decision that panics fails
+// its own call (EINTERNAL), not the goroutine deciding for a whole batch or
+// group, and not the process.
+func runDecide(ctx context.Context, decide DecideFunc, l *txLookup) (d controller.Decision, err error) {
 	defer l.close()
-	return r.decide(ctx, l)
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = controller.Decision{}, controller.Errorf(controller.EINTERNAL, "the decision panicked: %v", p)
+		}
+	}()
+	return decide(ctx, l)
 }
 
 // createGroupTx runs one group's transaction. The results follow group's

@@ -219,3 +219,25 @@ func TestCreationWhoseCallerLeftIsNotStarted(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Calls, 1)
 }
+
+// TestRecheckThatPanicsFailsItsOwnCall: at dial time too, a decision that
+// panics fails its own call, and the rest of the batch is decided.
+func TestRecheckThatPanicsFailsItsOwnCall(t *testing.T) {
+	b := setup(t)
+	var calls []controller.Call
+	for i := range 2 {
+		c, _, _, err := b.store.CreateCallGated(b.ctx, newCall(i), "", allow)
+		require.NoError(t, err)
+		calls = append(calls, c)
+	}
+	res := b.store.RecheckAttempts(b.ctx, []controller.Recheck{
+		{Call: calls[0], Decide: func(context.Context, controller.Lookup) (controller.Decision, error) { panic("a rule's bug") }},
+		{Call: calls[1], Decide: allow},
+	})
+	requireCode(t, controller.EINTERNAL, res[0].Err)
+	require.NoError(t, res[1].Err)
+	require.True(t, res[1].Decision.Allow)
+	a, err := b.store.GetAttempt(b.ctx, controller.DefaultTenant, calls[0].ID)
+	require.NoError(t, err)
+	require.Nil(t, a.DialDecision, "nothing written for the call whose decision panicked")
+}

@@ -55,8 +55,7 @@ func (s *Store) Gate(ctx context.Context, tenant, number string, fn DecideFunc) 
 	if err := l.lock(ctx, beginReadOnly); err != nil {
 		return controller.Decision{}, fmt.Errorf("checking %s: %w", controller.MaskNumber(number), err)
 	}
-	d, err := fn(ctx, l)
-	l.close()
+	d, err := runDecide(ctx, fn, l)
 	if err != nil {
 		return controller.Decision{}, fmt.Errorf("checking %s: deciding: %w", controller.MaskNumber(number), err)
 	}
@@ -154,8 +153,7 @@ func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte
 	if err := l.lock(ctx, beginReadWrite); err != nil {
 		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
 	}
-	d, err := decide(ctx, l)
-	l.close()
+	d, err := runDecide(ctx, decide, l)
 	if err != nil {
 		return false, d, fmt.Errorf("creating call %s: deciding: %w", c.ID, err)
 	}
@@ -384,8 +382,7 @@ func (s *Store) recheckRound(ctx context.Context, batch []controller.Recheck, id
 	var allowIDs, allowRaw, blockIDs, blockRaw, blockReasonsRaw, blockEvents []string
 	for k, i := range idx {
 		id := batch[i].Call.ID
-		d, err := batch[i].Decide(ctx, ls[k])
-		ls[k].close()
+		d, err := runDecide(ctx, batch[i].Decide, ls[k])
 		res[i].Decision = d
 		if err == nil && d.Number != "" && d.Number != batch[i].Call.To {
 			err = controller.Errorf(controller.EINTERNAL, "the decision is about %s, the call is to %s",

@@ -57,10 +57,11 @@ type createResult struct {
 	err     error
 }
 
-// createGatedGrouped is createGated through the group commit: it waits
-// until the group its creation joined has committed or failed. A group that
-// fails as a whole (an unknown tenant, a call ID taken) is run again one
-// creation at a time, so each gets its own answer.
+// createGatedGrouped runs one gated creation through the group commit: it
+// waits until the group its creation joined has committed or failed. A
+// group that fails as a whole (an unknown tenant, a call ID taken) is run
+// again one creation at a time, so each gets its own answer. It reports
+// created=false with no error when the idempotency key was taken meanwhile.
 func (s *Store) createGatedGrouped(ctx context.Context, c *controller.Call, vars []byte, requestHash string, decide DecideFunc) (bool, controller.Decision, error) {
 	r := &createReq{ctx: ctx, c: c, vars: vars, hash: requestHash, decide: decide,
 		hint: controller.LookupHintFrom(ctx), done: make(chan createResult, 1)}
@@ -115,26 +116,36 @@ func (s *Store) writeCreations() {
 		if g.hooks.group != nil {
 			g.hooks.group(len(live))
 		}
+		if len(live) == 1 {
+			s.createAlone(live[0])
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), createGroupTimeout)
 		res, err := s.createGroupTx(ctx, live)
 		cancel()
-		if err != nil && len(live) > 1 {
+		if err != nil {
 			// Nothing of the group was written: each alone, with its own
 			// answer.
 			for _, r := range live {
-				created, d, err := s.createGated(r.ctx, r.c, r.vars, r.hash, r.decide)
-				r.done <- createResult{created: created, d: d, err: err}
+				s.createAlone(r)
 			}
 			continue
 		}
 		for i, r := range live {
-			if err != nil {
-				r.done <- createResult{d: res[i].d, err: fmt.Errorf("creating call %s: %w", r.c.ID, createTxError(r.c, err))}
-				continue
-			}
 			r.done <- res[i]
 		}
 	}
+}
+
+// createAlone runs r as a group of its own and answers it.
+func (s *Store) createAlone(r *createReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), createGroupTimeout)
+	defer cancel()
+	res, err := s.createGroupTx(ctx, []*createReq{r})
+	if err != nil {
+		res[0].err = fmt.Errorf("creating call %s: %w", r.c.ID, createTxError(r.c, err))
+	}
+	r.done <- res[0]
 }
 
 // takeCreations splits pending into a group — up to createGroupMax, in

@@ -65,37 +65,6 @@ func (s *Store) Gate(ctx context.Context, tenant, number string, fn DecideFunc) 
 	return d, nil
 }
 
-// createGatedSQL is createCallSQL for a gated call: the call is queued or
-// blocked ($11), and its attempt carries the decision, the reasons of a
-// block and, when allowed, the number and the time its cap slot was
-// reserved. No row comes back when the idempotency key is already taken.
-const createGatedSQL = `
-WITH key AS (
-	INSERT INTO idempotency_keys (tenant_id, key, request_hash, call_id)
-	SELECT $2::text, $9::text, $10::text, $1::uuid WHERE $9::text <> ''
-	ON CONFLICT DO NOTHING
-	RETURNING 1
-), gate AS (
-	SELECT 1 WHERE $9::text = '' UNION ALL SELECT 1 FROM key
-), c AS (
-	INSERT INTO calls (id, tenant_id, attempt_id, switch, to_index, to_sealed, from_number,
-		caller_id_name, timeout_ms, variables, state, idempotency_key, ended_at, purpose, flow_id, agent_id, trunk)
-	SELECT $1::uuid, $2::text, nextval('attempts_id_seq'), $3::text, $4::bytea, $18::bytea, $5::text,
-		$6::text, $7::int, $8::jsonb, $11::text, nullif($9::text, ''),
-		CASE WHEN $11::text = 'blocked' THEN statement_timestamp() END, $14::text, nullif($15::text, ''),
-		nullif($16::text, ''), $17::text
-	FROM gate
-	RETURNING attempt_id, created_at, updated_at, ended_at
-), a AS (
-	INSERT INTO attempts (id, tenant_id, call_id, status, switch, not_before, created_at,
-		decision, blocked_reasons, to_index, allowed_at)
-	SELECT c.attempt_id, $2::text, $1::uuid, $11::text, nullif($3::text, ''), c.created_at, c.created_at,
-		$12::jsonb, $13::text[], $4::bytea,
-		CASE WHEN $11::text = 'queued' THEN statement_timestamp() END
-	FROM c
-)
-SELECT attempt_id, created_at, updated_at, ended_at FROM c`
-
 // CreateCallGated is CreateCall with the compliance gate in the same
 // transaction. It takes the lock of c.To (which must be E.164), runs decide
 // with a Lookup bound to the transaction and to c's tenant, and writes the
@@ -138,67 +107,6 @@ func (s *Store) CreateCallGated(ctx context.Context, c controller.Call, requestH
 	}
 	return c, false, controller.Decision{}, fmt.Errorf("creating call: %w",
 		controller.Errorf(controller.ECONFLICT, "Idempotency-Key is being reused concurrently, try again"))
-}
-
-// createGated runs one gated creation transaction, alone (a group that
-// failed is run again this way). It reports created=false with no error
-// when the idempotency key was taken meanwhile.
-func (s *Store) createGated(ctx context.Context, c *controller.Call, vars []byte, requestHash string, decide DecideFunc) (bool, controller.Decision, error) {
-	tx, err := s.acquireTx(ctx)
-	if err != nil {
-		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
-	}
-	defer tx.release()
-	l := &txLookup{tx: tx, tenant: c.TenantID, number: c.To, from: c.From, hint: controller.LookupHintFrom(ctx), pd: s.pd}
-	if err := l.lock(ctx, beginReadWrite); err != nil {
-		return false, controller.Decision{}, fmt.Errorf("creating call %s: %w", c.ID, err)
-	}
-	d, err := runDecide(ctx, decide, l)
-	if err != nil {
-		return false, d, fmt.Errorf("creating call %s: deciding: %w", c.ID, err)
-	}
-	if d.Number != "" && d.Number != c.To {
-		return false, d, fmt.Errorf("creating call %s: %w", c.ID, controller.Errorf(controller.EINTERNAL,
-			"the decision is about %s, the call is to %s", controller.MaskNumber(d.Number), controller.MaskNumber(c.To)))
-	}
-	raw, err := encodeStoredDecision(d)
-	if err != nil {
-		return false, d, fmt.Errorf("creating call %s: encoding decision: %w", c.ID, err)
-	}
-	state, reasons := controller.CallQueued, []string(nil)
-	if !d.Allow {
-		state, reasons = controller.CallBlocked, blockReasons(d)
-	}
-	// The write and COMMIT in one round trip. No row: the idempotency key
-	// was taken meanwhile, and nothing was written.
-	created := false
-	b := &pgx.Batch{}
-	index, sealed, err := sealNumber(s.pd, c.To)
-	if err != nil {
-		return false, d, fmt.Errorf("creating call %s: %w", c.ID, err)
-	}
-	b.Queue(createGatedSQL, c.ID, c.TenantID, c.Switch, index, c.From,
-		c.CallerIDName, c.Timeout.Milliseconds(), vars, c.IdempotencyKey, requestHash,
-		string(state), raw, reasons, string(c.Purpose), c.FlowID, c.AgentID, c.Trunk, sealed,
-	).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&c.AttemptID, &c.CreatedAt, &c.UpdatedAt, &c.EndedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		created = err == nil
-		return err
-	})
-	if err := tx.commit(ctx, b); err != nil {
-		if controller.ErrorCode(translate(err)) == controller.ENOTFOUND {
-			return false, d, fmt.Errorf("creating call %s: %w", c.ID,
-				controller.FieldError("tenant_id", "unknown tenant %q", c.TenantID))
-		}
-		return false, d, fmt.Errorf("creating call %s: %w", c.ID, translate(err))
-	}
-	if created {
-		c.State = state
-	}
-	return created, d, nil
 }
 
 // encodeStoredDecision encodes d as stored with its attempt: without the

@@ -99,6 +99,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := store.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	policy, err := loadPolicy(m.Config.Policy)
 	if err != nil {
 		return fmt.Errorf("loading policy: %w", err)

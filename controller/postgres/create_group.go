@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/callgate/callgate/controller"
 )
@@ -31,7 +32,37 @@ type createGroup struct {
 	mu      sync.Mutex
 	pending []*createReq
 	writers int // writer goroutines draining pending
+	metrics *createMetrics
 	hooks   createHooks
+}
+
+// createMetrics show operators how creations are grouped.
+type createMetrics struct {
+	size   prometheus.Histogram // creations per group transaction
+	failed prometheus.Counter   // groups that failed whole and ran one by one
+}
+
+// RegisterMetrics registers the store's metrics with reg. Call it before
+// the store is used.
+func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
+	m := &createMetrics{
+		size: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "callgate_creation_group_size",
+			Help:    "Gated call creations decided and written in one transaction (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64}}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callgate_creation_groups_failed_total",
+			Help: "Creation groups that failed whole (an unknown tenant, a call ID taken) and ran again one creation at a time."}),
+	}
+	for _, c := range []prometheus.Collector{m.size, m.failed} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering store metrics: %w", err)
+		}
+	}
+	s.creates.mu.Lock()
+	s.creates.metrics = m
+	s.creates.mu.Unlock()
+	return nil
 }
 
 // createHooks are test hooks, set before the store is used.
@@ -89,13 +120,14 @@ func (s *Store) createGatedGrouped(ctx context.Context, c *controller.Call, vars
 // writeCreations runs groups until nothing is waiting.
 func (s *Store) writeCreations() {
 	g := &s.creates
+	var m *createMetrics
 	for {
 		if g.hooks.hold != nil {
 			g.hooks.hold()
 		}
 		g.mu.Lock()
 		group, rest := takeCreations(g.pending)
-		g.pending = rest
+		g.pending, m = rest, g.metrics
 		if len(group) == 0 {
 			g.writers--
 			g.mu.Unlock()
@@ -116,6 +148,9 @@ func (s *Store) writeCreations() {
 		if g.hooks.group != nil {
 			g.hooks.group(len(live))
 		}
+		if m != nil {
+			m.size.Observe(float64(len(live)))
+		}
 		if len(live) == 1 {
 			s.createAlone(live[0])
 			continue
@@ -126,6 +161,9 @@ func (s *Store) writeCreations() {
 		if err != nil {
 			// Nothing of the group was written: each alone, with its own
 			// answer.
+			if m != nil {
+				m.failed.Inc()
+			}
 			for _, r := range live {
 				s.createAlone(r)
 			}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/callgate/callgate/controller"
@@ -173,11 +174,31 @@ func TestCreationsMeetInOneGroup(t *testing.T) {
 // written.
 func TestCreationGroupFailingWholeIsRunOneByOne(t *testing.T) {
 	b := setup(t)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, b.store.RegisterMetrics(reg))
 	stranger := newCall(2)
 	stranger.TenantID = "nobody"
 	reqs := []gatedReq{{c: newCall(1), decide: allow}, {c: stranger, decide: allow}, {c: newCall(3), decide: allow}}
 	h := holdCreations(b.store, len(reqs))
 	res := h.run(t, b.store, reqs)
+
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, f := range families {
+		switch f.GetName() {
+		case "callgate_creation_groups_failed_total":
+			require.EqualValues(t, 1, f.GetMetric()[0].GetCounter().GetValue())
+		case "callgate_creation_group_size":
+			hist := f.GetMetric()[0].GetHistogram()
+			require.EqualValues(t, 1, hist.GetSampleCount(), "one group")
+			require.EqualValues(t, 3, hist.GetSampleSum(), "of three")
+		default:
+			continue
+		}
+		seen[f.GetName()] = true
+	}
+	require.Len(t, seen, 2, "both metrics exported")
 
 	require.Equal(t, []int{3}, h.groupSizes())
 	require.NoError(t, res[0].err)

@@ -67,6 +67,17 @@ func (s *Server) campaignCall(c echo.Context, query ...string) (controller.Campa
 	return s.campaigns, checkQuery(c.QueryParams(), query...)
 }
 
+// campaignCallOn is campaignCall for a route whose path names one campaign,
+// lead list or import (what): the service and the ID of ":id".
+func (s *Server) campaignCallOn(c echo.Context, what string, query ...string) (controller.CampaignService, string, error) {
+	cs, err := s.campaignCall(c, query...)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := uuidParam(c, "id", what)
+	return cs, id, err
+}
+
 // uuidParam returns the path parameter param if it can name a campaign,
 // lead list or import: their IDs are UUIDs, like call IDs. Anything else is
 // ENOTFOUND for what, without asking the service.
@@ -233,11 +244,7 @@ func (s *Server) createCampaign(c echo.Context) error {
 // updateCampaign replaces a draft or paused campaign's settings: 200 with
 // it; 409 once it runs or has ended.
 func (s *Server) updateCampaign(c echo.Context) error {
-	cs, err := s.campaignCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "campaign")
+	cs, id, err := s.campaignCallOn(c, "campaign")
 	if err != nil {
 		return err
 	}
@@ -256,11 +263,7 @@ func (s *Server) updateCampaign(c echo.Context) error {
 // getCampaign returns a campaign with its counters and why it is not
 // dialling.
 func (s *Server) getCampaign(c echo.Context) error {
-	cs, err := s.campaignCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "campaign")
+	cs, id, err := s.campaignCallOn(c, "campaign")
 	if err != nil {
 		return err
 	}
@@ -294,11 +297,7 @@ func (s *Server) listCampaigns(c echo.Context) error {
 // campaign in its new state; 409 when t is not allowed from its state.
 func (s *Server) transitionCampaign(t controller.CampaignTransition) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		cs, err := s.campaignCall(c)
-		if err != nil {
-			return err
-		}
-		id, err := uuidParam(c, "id", "campaign")
+		cs, id, err := s.campaignCallOn(c, "campaign")
 		if err != nil {
 			return err
 		}
@@ -325,11 +324,7 @@ type leadPage struct {
 // after ?after= (a lead ID, default 0), at most ?limit= (1..1000, default
 // 100), only those in ?status= (pending, dialling or done) if given.
 func (s *Server) campaignLeads(c echo.Context) error {
-	cs, err := s.campaignCall(c, "status", "after", "limit")
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "campaign")
+	cs, id, err := s.campaignCallOn(c, "campaign", "status", "after", "limit")
 	if err != nil {
 		return err
 	}
@@ -368,11 +363,7 @@ func (s *Server) campaignLeads(c echo.Context) error {
 // leadAttempts returns the calls a campaign placed to one of its leads,
 // oldest first, shown as GET /v1/calls shows calls.
 func (s *Server) leadAttempts(c echo.Context) error {
-	cs, err := s.campaignCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "campaign")
+	cs, id, err := s.campaignCallOn(c, "campaign")
 	if err != nil {
 		return err
 	}
@@ -396,11 +387,7 @@ func (s *Server) leadAttempts(c echo.Context) error {
 // variant, and its call metrics. They hold counts, rates, variant names
 // and block reasons, never a number: no view applies.
 func (s *Server) campaignStats(c echo.Context) error {
-	cs, err := s.campaignCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "campaign")
+	cs, id, err := s.campaignCallOn(c, "campaign")
 	if err != nil {
 		return err
 	}
@@ -419,11 +406,7 @@ type recycled struct {
 // recycleLeads puts a campaign's done leads whose last outcome is one of
 // "outcomes" back to pending with their attempts reset: 200 with how many.
 func (s *Server) recycleLeads(c echo.Context) error {
-	cs, err := s.campaignCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "campaign")
+	cs, id, err := s.campaignCallOn(c, "campaign")
 	if err != nil {
 		return err
 	}

@@ -68,11 +68,7 @@ func (s *Server) createLeadList(c echo.Context) error {
 
 // getLeadList returns a list with its lead count.
 func (s *Server) getLeadList(c echo.Context) error {
-	cs, err := s.campaignCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "lead list")
+	cs, id, err := s.campaignCallOn(c, "lead list")
 	if err != nil {
 		return err
 	}
@@ -85,11 +81,7 @@ func (s *Server) getLeadList(c echo.Context) error {
 
 // getLeadImport returns an import's progress, or its result once done.
 func (s *Server) getLeadImport(c echo.Context) error {
-	cs, err := s.campaignCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "lead import")
+	cs, id, err := s.campaignCallOn(c, "lead import")
 	if err != nil {
 		return err
 	}
@@ -109,11 +101,7 @@ func (s *Server) getLeadImport(c echo.Context) error {
 // The file is removed when the service closes it (the import has read it)
 // or, if the import does not start, before the answer.
 func (s *Server) importLeads(c echo.Context) error {
-	cs, err := s.campaignCall(c, "default_region", "tag_columns")
-	if err != nil {
-		return err
-	}
-	listID, err := uuidParam(c, "id", "lead list")
+	cs, listID, err := s.campaignCallOn(c, "lead list", "default_region", "tag_columns")
 	if err != nil {
 		return err
 	}

@@ -176,34 +176,8 @@ func (f *fakeCampaigns) validate(c *controller.Campaign) error {
 			return controller.FieldError(fmt.Sprintf("list_ids[%d]", i), "no such lead list")
 		}
 	}
-	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = 10
-	}
-	if c.MaxConcurrent < 1 || c.MaxConcurrent > 100_000 {
-		return controller.FieldError("max_concurrent", "must be between 1 and 100000")
-	}
-	if c.MaxCPS == 0 {
-		c.MaxCPS = 5
-	}
-	if !(c.MaxCPS > 0 && c.MaxCPS <= 10_000) {
-		return controller.FieldError("max_cps", "must be above 0 and at most 10000")
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 3
-	}
-	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
-		return controller.FieldError("max_attempts", "must be between 1 and 100")
-	}
-	for _, o := range slices.Sorted(maps.Keys(c.Retry)) {
-		r, field := c.Retry[o], "retry."+string(o)
-		switch {
-		case o.Final() || o == controller.OutcomeAnswered:
-			return controller.FieldError(field, "never retried")
-		case r.DelaySeconds < 0 || r.DelaySeconds > 30*86400:
-			return controller.FieldError(field+".delay_seconds", "out of range")
-		case r.Max < 0 || r.Max > 100:
-			return controller.FieldError(field+".max", "out of range")
-		}
+	if err := c.CheckLimits(); err != nil {
+		return err
 	}
 	if tz := c.Schedule.TimeZone; tz != "" {
 		if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"io"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -139,6 +141,47 @@ type Campaign struct {
 	// conversion in the campaign's statistics; empty: the defaults
 	// (DefaultConversionDispositions).
 	ConversionDispositions []string `json:"conversion_dispositions,omitempty"`
+}
+
+// CheckLimits fills in the default pacing limits of c left at zero (10
+// concurrent calls, 5 per second, 3 attempts a lead) and checks them and
+// its retry rules. Returns EINVALID naming the field.
+func (c *Campaign) CheckLimits() error {
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = 10
+	}
+	if c.MaxConcurrent < 1 || c.MaxConcurrent > 100_000 {
+		return FieldError("max_concurrent", "must be between 1 and 100000")
+	}
+	if c.MaxCPS == 0 {
+		c.MaxCPS = 5
+	}
+	if !(c.MaxCPS > 0 && c.MaxCPS <= 10_000) {
+		return FieldError("max_cps", "must be above 0 and at most 10000")
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
+		return FieldError("max_attempts", "must be between 1 and 100")
+	}
+	for _, o := range slices.Sorted(maps.Keys(c.Retry)) {
+		r := c.Retry[o]
+		field := "retry." + string(o)
+		if !slices.Contains(Outcomes, o) {
+			return FieldError(field, "unknown outcome %q", o)
+		}
+		if o.Final() || o == OutcomeAnswered {
+			return FieldError(field, "a lead is never retried after %q", o)
+		}
+		if r.DelaySeconds < 0 || r.DelaySeconds > 30*86400 {
+			return FieldError(field+".delay_seconds", "must be between 0 and 2592000 (30 days)")
+		}
+		if r.Max < 0 || r.Max > 100 {
+			return FieldError(field+".max", "must be between 0 and 100")
+		}
+	}
+	return nil
 }
 
 // CampaignCounters are a campaign's lead and call counts.

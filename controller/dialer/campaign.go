@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -321,39 +320,8 @@ func (cs *Campaigns) validate(ctx context.Context, c *controller.Campaign) error
 	if _, err := ParseTarget(c.Target); err != nil {
 		return err
 	}
-	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = 10
-	}
-	if c.MaxConcurrent < 1 || c.MaxConcurrent > 100_000 {
-		return controller.FieldError("max_concurrent", "must be between 1 and 100000")
-	}
-	if c.MaxCPS == 0 {
-		c.MaxCPS = 5
-	}
-	if !(c.MaxCPS > 0 && c.MaxCPS <= 10_000) {
-		return controller.FieldError("max_cps", "must be above 0 and at most 10000")
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 3
-	}
-	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
-		return controller.FieldError("max_attempts", "must be between 1 and 100")
-	}
-	for _, o := range slices.Sorted(maps.Keys(c.Retry)) {
-		r := c.Retry[o]
-		field := "retry." + string(o)
-		if !slices.Contains(controller.Outcomes, o) {
-			return controller.FieldError(field, "unknown outcome %q", o)
-		}
-		if o.Final() || o == controller.OutcomeAnswered {
-			return controller.FieldError(field, "a lead is never retried after %q", o)
-		}
-		if r.DelaySeconds < 0 || r.DelaySeconds > 30*86400 {
-			return controller.FieldError(field+".delay_seconds", "must be between 0 and 2592000 (30 days)")
-		}
-		if r.Max < 0 || r.Max > 100 {
-			return controller.FieldError(field+".max", "must be between 0 and 100")
-		}
+	if err := c.CheckLimits(); err != nil {
+		return err
 	}
 	if _, err := parseSchedule(c.Schedule); err != nil {
 		return err

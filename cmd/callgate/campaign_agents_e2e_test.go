@@ -82,24 +82,34 @@ func setupAgents(t *testing.T) (*ivrE2E, *ticks, *simAgents) {
 	return x, k, sa
 }
 
-func TestE2ECampaignProgressiveAgents(t *testing.T) {
-	t.Parallel()
-	x, k, sa := setupAgents(t)
-	sa.login(t, 3)
+// runAgentCampaign imports n leads (agentLeads) into a new list, runs a
+// campaign of the agents flow over it in mode, and returns the campaign and
+// its status once every lead is done.
+func runAgentCampaign(t *testing.T, x *ivrE2E, k *ticks, name string, mode controller.DialMode, n int) (controller.Campaign, controller.CampaignStatus) {
+	t.Helper()
 	cs := x.m.Campaigns()
-	list, err := cs.CreateLeadList(context.Background(), "", "agents")
+	list, err := cs.CreateLeadList(context.Background(), "", name)
 	require.NoError(t, err)
-	_, err = cs.RunImport(context.Background(), "", list.ID, strings.NewReader(agentLeads(40)), "", nil)
+	_, err = cs.RunImport(context.Background(), "", list.ID, strings.NewReader(agentLeads(n)), "", nil)
 	require.NoError(t, err)
-	c, err := cs.CreateCampaign(context.Background(), controller.Campaign{Name: "progressive", Mode: controller.ModeProgressive,
+	c, err := cs.CreateCampaign(context.Background(), controller.Campaign{Name: name, Mode: mode,
 		FlowID: "agents", ListIDs: []string{list.ID}, CallerIDs: []string{"+12125550100"},
 		Purpose: controller.PurposeService, MaxConcurrent: 50, MaxCPS: 100})
 	require.NoError(t, err)
 	_, err = cs.TransitionCampaign(context.Background(), "", c.ID, controller.CampaignStart)
 	require.NoError(t, err)
 	st := waitCampaign(t, k, cs, c.ID, "finished", func(st controller.CampaignStatus) bool {
-		return st.Counters.Leads == 40 && st.Counters.Done == 40
+		return st.Counters.Leads == n && st.Counters.Done == n
 	})
+	return c, st
+}
+
+func TestE2ECampaignProgressiveAgents(t *testing.T) {
+	t.Parallel()
+	x, k, sa := setupAgents(t)
+	sa.login(t, 3)
+	cs := x.m.Campaigns()
+	c, st := runAgentCampaign(t, x, k, "progressive", controller.ModeProgressive, 40)
 	require.Equal(t, map[controller.Outcome]int{controller.OutcomeAnswered: 32, controller.OutcomeBusy: 8}, st.Counters.Outcomes,
 		"progressive never abandons")
 	require.NotNil(t, st.Pacing)
@@ -145,19 +155,7 @@ func TestE2ECampaignPredictiveAbandons(t *testing.T) {
 	// retried, counted.
 	sa.login(t, 1)
 	cs := x.m.Campaigns()
-	list, err := cs.CreateLeadList(context.Background(), "", "predictive")
-	require.NoError(t, err)
-	_, err = cs.RunImport(context.Background(), "", list.ID, strings.NewReader(agentLeads(30)), "", nil)
-	require.NoError(t, err)
-	c, err := cs.CreateCampaign(context.Background(), controller.Campaign{Name: "predictive", Mode: controller.ModePredictive,
-		FlowID: "agents", ListIDs: []string{list.ID}, CallerIDs: []string{"+12125550100"},
-		Purpose: controller.PurposeService, MaxConcurrent: 50, MaxCPS: 100})
-	require.NoError(t, err)
-	_, err = cs.TransitionCampaign(context.Background(), "", c.ID, controller.CampaignStart)
-	require.NoError(t, err)
-	st := waitCampaign(t, k, cs, c.ID, "finished", func(st controller.CampaignStatus) bool {
-		return st.Counters.Leads == 30 && st.Counters.Done == 30
-	})
+	c, st := runAgentCampaign(t, x, k, "predictive", controller.ModePredictive, 30)
 	answered := st.Counters.Outcomes[controller.OutcomeAnswered]
 	abandoned := st.Counters.Outcomes[controller.OutcomeAbandoned]
 	require.Equal(t, 24, answered+abandoned)

@@ -48,39 +48,13 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *calls < 1 || *workers < 1 {
 		return errors.New("bench: --calls and --concurrency must be positive")
 	}
-	if *dsn == "" {
-		*dsn = DefaultConfig().DatabaseURL
-	}
-	const password = "bench-secret"
-	sim := switchsim.New(switchsim.Config{Password: password, MaxSessions: 1 << 20, TimeScale: *scale})
-	if err := sim.Listen("127.0.0.1:0"); err != nil {
-		return err
-	}
-	defer sim.Close()
-
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DatabaseURL = *dsn
-	keysFile, err := benchKeysFile(getenv)
+	// The bench is one client hammering with one token on purpose.
+	m, sim, stopStack, err := startBenchStack(ctx, *dsn, *scale, *template, getenv, stderr,
+		api.RateLimit{Rate: 1e9, Burst: 1 << 30})
 	if err != nil {
 		return err
 	}
-	cfg.KeysFile = keysFile
-	cfg.LogLevel = "error"
-	cfg.Policy = "lab"
-	cfg.Dialer.ClaimBatch = 256
-	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
-		DialTemplate: *template, Trunk: "carrier"}}
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		// The bench is one client hammering with one token on purpose.
-		TokenLimit: api.RateLimit{Rate: 1e9, Burst: 1 << 30}}
-	if err := m.Run(ctx); err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := waitConnected(ctx, m); err != nil {
-		return err
-	}
+	defer stopStack()
 
 	// The bench calls the API as an admin of the default tenant, with a
 	// token revoked when it ends.
@@ -206,6 +180,45 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// startBenchStack starts a switchsim and a controller on dsn (the local
+// default if empty) that dials it through template, under the lab policy,
+// with tokenLimit per API token (zero: the default); stop closes both.
+func startBenchStack(ctx context.Context, dsn string, scale float64, template string, getenv func(string) string,
+	stderr io.Writer, tokenLimit api.RateLimit) (m *Main, sim *switchsim.Sim, stop func(), err error) {
+	if dsn == "" {
+		dsn = DefaultConfig().DatabaseURL
+	}
+	const password = "bench-secret"
+	sim = switchsim.New(switchsim.Config{Password: password, MaxSessions: 1 << 20, TimeScale: scale})
+	if err := sim.Listen("127.0.0.1:0"); err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DatabaseURL = dsn
+	if cfg.KeysFile, err = benchKeysFile(getenv); err != nil {
+		sim.Close()
+		return nil, nil, nil, err
+	}
+	cfg.LogLevel = "error"
+	cfg.Policy = "lab"
+	cfg.Dialer.ClaimBatch = 256
+	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
+		DialTemplate: template, Trunk: "carrier"}}
+	m = &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		TokenLimit: tokenLimit}
+	if err := m.Run(ctx); err != nil {
+		sim.Close()
+		return nil, nil, nil, err
+	}
+	stop = func() { m.Close(); sim.Close() }
+	if err := waitConnected(ctx, m); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return m, sim, stop, nil
 }
 
 func waitConnected(ctx context.Context, m *Main) error {

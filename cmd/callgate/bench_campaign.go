@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callgate/callgate/api"
 	"github.com/callgate/callgate/controller"
 	"github.com/callgate/callgate/controller/compliance"
 	"github.com/callgate/callgate/controller/dialer"
 	"github.com/callgate/callgate/controller/postgres"
-	"github.com/callgate/callgate/controller/switchsim"
 )
 
 // benchNumbers returns n distinct valid New York numbers from a random
@@ -140,36 +140,11 @@ func runBenchCampaign(ctx context.Context, args []string, getenv func(string) st
 	if *leads < 1 || *leads > 100_000 {
 		return errors.New("bench campaign: --leads must be between 1 and 100000")
 	}
-	if *dsn == "" {
-		*dsn = DefaultConfig().DatabaseURL
-	}
-	const password = "bench-secret"
-	sim := switchsim.New(switchsim.Config{Password: password, MaxSessions: 1 << 20, TimeScale: *scale})
-	if err := sim.Listen("127.0.0.1:0"); err != nil {
-		return err
-	}
-	defer sim.Close()
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DatabaseURL = *dsn
-	cfg.LogLevel = "error"
-	cfg.Policy = "lab"
-	cfg.Dialer.ClaimBatch = 256
-	keysFile, err := benchKeysFile(getenv)
+	m, sim, stopStack, err := startBenchStack(ctx, *dsn, *scale, "sofia/gateway/{trunk}/{number}", getenv, stderr, api.RateLimit{})
 	if err != nil {
 		return err
 	}
-	cfg.KeysFile = keysFile
-	cfg.Switches = []SwitchConfig{{Name: "bench", Kind: "freeswitch", Address: sim.Addr(), Password: password,
-		DialTemplate: "sofia/gateway/{trunk}/{number}", Trunk: "carrier"}}
-	m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
-	if err := m.Run(ctx); err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := waitConnected(ctx, m); err != nil {
-		return err
-	}
+	defer stopStack()
 	cs := m.Campaigns()
 	list, err := cs.CreateLeadList(ctx, "", "bench")
 	if err != nil {

@@ -54,6 +54,17 @@ func (s *Server) agentCall(c echo.Context) (controller.AgentService, error) {
 	return s.agents, checkQuery(c.QueryParams())
 }
 
+// agentCallOn is agentCall for a route whose path names one agent: the
+// service and the agent's ID.
+func (s *Server) agentCallOn(c echo.Context) (controller.AgentService, string, error) {
+	as, err := s.agentCall(c)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := uuidParam(c, "id", "agent")
+	return as, id, err
+}
+
 // agentFields are the settings POST /v1/agents accepts.
 var agentFields = []string{"name", "endpoint", "skills", "campaign_ids", "wrap_seconds"}
 
@@ -119,11 +130,7 @@ func (s *Server) listAgents(c echo.Context) error {
 
 // getAgent returns an agent with its state and time in each state.
 func (s *Server) getAgent(c echo.Context) error {
-	as, err := s.agentCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "agent")
+	as, id, err := s.agentCallOn(c)
 	if err != nil {
 		return err
 	}
@@ -137,11 +144,7 @@ func (s *Server) getAgent(c echo.Context) error {
 // setAgentState logs an agent in (available), pauses or logs them out: 200
 // with the agent; 409 while they are on a call.
 func (s *Server) setAgentState(c echo.Context) error {
-	as, err := s.agentCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "agent")
+	as, id, err := s.agentCallOn(c)
 	if err != nil {
 		return err
 	}
@@ -168,11 +171,7 @@ func (s *Server) setAgentState(c echo.Context) error {
 // tags: 200 with the agent, available again; 409 when they are not in
 // wrap-up.
 func (s *Server) wrapUpAgent(c echo.Context) error {
-	as, err := s.agentCall(c)
-	if err != nil {
-		return err
-	}
-	id, err := uuidParam(c, "id", "agent")
+	as, id, err := s.agentCallOn(c)
 	if err != nil {
 		return err
 	}

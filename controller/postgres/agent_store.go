@@ -71,16 +71,11 @@ func (s *Store) ListAgents(ctx context.Context, tenant string) ([]controller.Age
 	if err != nil {
 		return nil, fmt.Errorf("listing agents: %w", translate(err))
 	}
-	defer rows.Close()
-	out := []controller.Agent{}
-	for rows.Next() {
-		a, err := scanAgent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing agents: %w", translate(err))
-		}
-		out = append(out, a)
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (controller.Agent, error) { return scanAgent(r) })
+	if err != nil {
+		return nil, fmt.Errorf("listing agents: %w", translate(err))
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // GetAgent returns ENOTFOUND if the tenant has no such agent.

@@ -134,16 +134,8 @@ func (s *Store) ListTokens(ctx context.Context, tenant string) ([]controller.Tok
 	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", translate(err))
 	}
-	defer rows.Close()
-	out := []controller.Token{}
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing tokens: %w", translate(err))
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (controller.Token, error) { return scanToken(r) })
+	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", translate(err))
 	}
 	return out, nil
